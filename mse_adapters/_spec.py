@@ -1,0 +1,258 @@
+"""The loss specification: small, immutable, hashable, JSON-safe data.
+
+A :class:`LossSpec` is one choice at each stage of the pipeline (DESIGN §2)::
+
+    residual -> penalty -> weighting -> [per-sample stage] -> reduction -> finalize
+
+Every backend compiles the same spec into its native form. The spec holds no arrays, so it
+can be a static argument under ``jax.jit``, a Keras config and a torch module attribute.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+__all__ = [
+    "PENALTIES",
+    "REDUCTIONS",
+    "FINALIZERS",
+    "MULTIOUTPUT",
+    "MISSING",
+    "LossSpec",
+    "PRESETS",
+    "preset",
+]
+
+#: Elementwise penalties rho(r) of the residual r = pred - target.
+PENALTIES = ("square", "abs", "huber", "smooth_l1", "log_cosh", "expectile")
+#: Reductions over units (elements, or samples with the per-sample stage on).
+REDUCTIONS = ("none", "sum", "mean", "sum_over_batch_size", "per_sample", "per_output")
+#: Finalizers applied to the reduced value.
+FINALIZERS = ("identity", "sqrt", "nmse", "r2")
+#: How per-output values are combined by ``reduction="mean"``.
+MULTIOUTPUT = ("pooled", "raw_values", "uniform_average", "variance_weighted")
+#: Policies for missing targets.
+MISSING = (None, "nan")
+
+_PARAM_OF = {"huber": "delta", "smooth_l1": "beta", "expectile": "tau"}
+
+
+def _choices(values: tuple[Any, ...]) -> str:
+    return ", ".join(repr(v) for v in values)
+
+
+def _check_choice(name: str, value: Any, allowed: tuple[Any, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not supported; allowed values: {_choices(allowed)}")
+
+
+def _check_number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """One squared-error-family loss, as pure data.
+
+    Parameters
+    ----------
+    penalty:
+        Elementwise penalty of the residual ``r = pred - target``: ``"square"`` (r**2),
+        ``"abs"`` (|r|, gradient 0 at r = 0), ``"huber"`` (0.5 r**2 for |r| <= delta, else
+        delta (|r| - delta / 2), as ``torch.nn.HuberLoss``), ``"smooth_l1"`` (0.5 r**2 / beta
+        for |r| < beta, else |r| - beta / 2; beta = 0 is |r|), ``"log_cosh"``, or
+        ``"expectile"`` (asymmetric square: ``tau * r**2`` where the prediction is below the
+        target, ``(1 - tau) * r**2`` where it is above; its minimiser is the tau-expectile
+        of the target, and tau = 0.5 gives ``0.5 * r**2``).
+    delta, beta, tau:
+        Parameters of ``huber`` (> 0), ``smooth_l1`` (>= 0) and ``expectile`` (in (0, 1)).
+    reduction:
+        ``"none"``, ``"sum"``, ``"mean"`` (weighted mean: sum(w m l) / sum(w m)),
+        ``"sum_over_batch_size"`` (sum(w m l) / sum(m), Keras' default), ``"per_sample"``
+        (weighted mean over all non-batch axes, shape ``(B,)``) or ``"per_output"`` (weighted
+        mean over all axes but the last, shape ``(d,)``).
+    per_sample:
+        Keras' convention: average each sample over its last axis first, so that a unit is a
+        sample: ``l_s = sum_j(w_sj m_sj l_sj) / sum_j(m_sj)``.
+    finalize:
+        ``"identity"``, ``"sqrt"`` (RMSE), ``"nmse"`` (weighted SSE / weighted SST, per output)
+        or ``"r2"`` (1 - NMSE).
+    multioutput:
+        With ``reduction="mean"``: ``"pooled"`` (one weighted mean over every element, then
+        the finalizer), or scikit-learn's ``"raw_values"``, ``"uniform_average"``,
+        ``"variance_weighted"`` (NMSE and R^2 only) or a tuple of per-output weights (the
+        finalizer is applied per output, then the outputs are combined).
+    missing:
+        ``None`` or ``"nan"``: NaN targets are treated as masked.
+
+    Examples
+    --------
+    >>> LossSpec(penalty="huber", delta=0.5)
+    LossSpec(penalty='huber', delta=0.5)
+    >>> LossSpec.from_dict(LossSpec(reduction="sum").to_dict()) == LossSpec(reduction="sum")
+    True
+    """
+
+    penalty: str = "square"
+    delta: float = 1.0
+    beta: float = 1.0
+    tau: float = 0.5
+    reduction: str = "mean"
+    per_sample: bool = False
+    finalize: str = "identity"
+    multioutput: str | tuple[float, ...] = "pooled"
+    missing: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice("penalty", self.penalty, PENALTIES)
+        object.__setattr__(self, "delta", _check_number("delta", self.delta))
+        object.__setattr__(self, "beta", _check_number("beta", self.beta))
+        object.__setattr__(self, "tau", _check_number("tau", self.tau))
+        if self.delta <= 0:
+            raise ValueError(f"delta must be > 0 (huber), got {self.delta!r}")
+        if self.beta < 0:
+            raise ValueError(f"beta must be >= 0 (smooth_l1), got {self.beta!r}")
+        if not 0.0 < self.tau < 1.0:
+            raise ValueError(f"tau must lie in the open interval (0, 1) (expectile), got {self.tau!r}")
+        _check_choice("reduction", self.reduction, REDUCTIONS)
+        if not isinstance(self.per_sample, bool):
+            raise ValueError(f"per_sample must be a bool, got {self.per_sample!r}")
+        _check_choice("finalize", self.finalize, FINALIZERS)
+        _check_choice("missing", self.missing, MISSING)
+        mo = self.multioutput
+        if isinstance(mo, str):
+            _check_choice("multioutput", mo, MULTIOUTPUT)
+        else:
+            try:
+                mo = tuple(_check_number("multioutput weight", v) for v in mo)
+            except TypeError:
+                raise ValueError(
+                    f"multioutput must be one of {_choices(MULTIOUTPUT)} or a sequence of "
+                    f"per-output weights, got {mo!r}"
+                ) from None
+            if not mo or any(v < 0 for v in mo) or sum(mo) <= 0:
+                raise ValueError(
+                    "multioutput weights must be non-negative with a positive sum, got "
+                    f"{mo!r}"
+                )
+            object.__setattr__(self, "multioutput", mo)
+        self._check_combination()
+
+    def _check_combination(self) -> None:
+        f, r = self.finalize, self.reduction
+        if f in ("nmse", "r2"):
+            if self.penalty != "square":
+                raise ValueError(f"finalize={f!r} needs penalty='square', got penalty={self.penalty!r}")
+            if r not in ("mean", "per_output"):
+                raise ValueError(
+                    f"finalize={f!r} needs reduction 'mean' or 'per_output', got reduction={r!r}"
+                )
+            if r == "per_output":  # per-output values are scikit-learn's raw_values
+                object.__setattr__(self, "multioutput", "raw_values")
+            elif self.multioutput == "pooled":
+                raise ValueError(
+                    f"finalize={f!r} takes multioutput 'raw_values', 'uniform_average', "
+                    "'variance_weighted' or a weight tuple, not 'pooled'"
+                )
+        elif f == "sqrt" and r not in ("mean", "sum_over_batch_size", "per_sample", "per_output"):
+            raise ValueError(
+                "finalize='sqrt' needs a mean-type reduction ('mean', 'sum_over_batch_size', "
+                f"'per_sample', 'per_output'), got reduction={r!r}"
+            )
+        mo = self.multioutput
+        if mo == "variance_weighted" and f not in ("nmse", "r2"):
+            raise ValueError(
+                "multioutput='variance_weighted' is defined for finalize 'nmse' and 'r2' only, "
+                f"got finalize={f!r}"
+            )
+        if mo != "pooled":
+            if r not in ("mean", "per_output") or (r == "per_output" and mo != "raw_values"):
+                raise ValueError(
+                    f"multioutput={mo!r} applies to reduction='mean' only, got reduction={r!r}"
+                )
+        if self.per_sample and (mo != "pooled" or r == "per_output"):
+            raise ValueError(
+                "per_sample=True averages the outputs away: it cannot be combined with "
+                f"reduction='per_output' or multioutput={mo!r}"
+            )
+
+    # -- derived, read-only properties ---------------------------------------------------
+    @property
+    def per_output_stats(self) -> bool:
+        """Whether the reduction works output by output (then combines the outputs)."""
+        return self.reduction == "per_output" or (
+            self.reduction == "mean" and self.multioutput != "pooled"
+        )
+
+    # -- serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict of every field (tuples become lists)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name.startswith("_"):
+                continue
+            v = getattr(self, f.name)
+            out[f.name] = list(v) if isinstance(v, tuple) else v
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LossSpec:
+        """Rebuild a spec from :meth:`to_dict` output; unknown keys are a ValueError."""
+        known = {f.name for f in fields(cls) if not f.name.startswith("_")}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown LossSpec field(s) {unknown}; known fields: {sorted(known)}")
+        kw = dict(data)
+        if isinstance(kw.get("multioutput"), list):
+            kw["multioutput"] = tuple(kw["multioutput"])
+        return cls(**kw)
+
+    def replace(self, **changes: Any) -> LossSpec:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in fields(self):
+            if f.name.startswith("_"):
+                continue
+            v = getattr(self, f.name)
+            if v == f.default and f.name != "penalty":
+                continue
+            param = _PARAM_OF.get(self.penalty)
+            if f.name in ("delta", "beta", "tau") and f.name != param:
+                continue
+            parts.append(f"{f.name}={v!r}")
+        return f"LossSpec({', '.join(parts)})"
+
+
+#: The named losses, as specs with the contract's (torch/JAX) defaults.
+PRESETS: dict[str, LossSpec] = {
+    "mse": LossSpec(penalty="square"),
+    "mae": LossSpec(penalty="abs"),
+    "rmse": LossSpec(penalty="square", finalize="sqrt"),
+    "huber": LossSpec(penalty="huber"),
+    "smooth_l1": LossSpec(penalty="smooth_l1"),
+    "log_cosh": LossSpec(penalty="log_cosh"),
+    "expectile": LossSpec(penalty="expectile"),
+    "nmse": LossSpec(penalty="square", finalize="nmse", multioutput="uniform_average"),
+    "r2": LossSpec(penalty="square", finalize="r2", multioutput="uniform_average"),
+}
+
+
+def preset(name: str, **overrides: Any) -> LossSpec:
+    """The preset ``name`` with some fields overridden.
+
+    >>> preset("huber", delta=2.0)
+    LossSpec(penalty='huber', delta=2.0)
+    """
+    _check_choice("preset", name, tuple(PRESETS))
+    return PRESETS[name].replace(**overrides) if overrides else PRESETS[name]

@@ -1,0 +1,502 @@
+"""PyTorch adapter: ``torch.nn.Module`` losses and functional forms.
+
+Argument order and defaults follow ``torch.nn``: ``loss(input, target)`` with
+``reduction="mean"``. With no weight, mask or missing targets, each module equals its
+``torch.nn`` counterpart (and dispatches to the same fused kernel). Beyond the built-ins:
+
+- ``weight``: broadcastable to ``input`` by NumPy (trailing) rules: per element, per output
+  (shape ``(d,)``), visibility maps;
+- ``sample_weight``: aligned with the LEADING axes of ``input`` (``(B,)``, ``(B, T)``);
+- ``mask``: boolean (or 0/1), broadcastable like ``weight``; masked elements contribute
+  nothing to the value, the gradient or the normaliser, even where the target is NaN;
+- ``missing="nan"``: NaN targets are masked;
+- ``reduction="mean"`` is the weighted mean sum(w m l) / sum(w m), 0 when that is 0/0.
+
+``input`` and ``target`` must have the same shape (a ValueError names both; no silent
+broadcasting). float16/bfloat16 inputs are computed in float32 and the loss is float32;
+integer inputs are promoted to the default dtype.
+
+>>> import torch
+>>> from mse_adapters.torch import MSELoss
+>>> loss = MSELoss(missing="nan")
+>>> loss(torch.tensor([2.5, 0.0, 2.0]), torch.tensor([3.0, float("nan"), 2.0]))
+tensor(0.1250)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import _core
+from ._core import ArgNames, Ops
+from ._spec import LossSpec, preset
+
+__all__ = [
+    "Loss",
+    "MSELoss",
+    "MAELoss",
+    "RMSELoss",
+    "HuberLoss",
+    "SmoothL1Loss",
+    "LogCoshLoss",
+    "ExpectileLoss",
+    "NMSELoss",
+    "R2Score",
+    "compile",
+    "loss",
+    "mse_loss",
+    "mae_loss",
+    "rmse_loss",
+    "huber_loss",
+    "smooth_l1_loss",
+    "log_cosh_loss",
+    "expectile_loss",
+    "nmse_loss",
+    "r2_score",
+    "TorchOps",
+]
+
+NAMES = ArgNames(pred="input", target="target")
+Multioutput = str | Sequence[float]
+_HALF = (torch.float16, torch.bfloat16)
+
+
+class TorchOps(Ops):
+    name = "torch"
+
+    def shape(self, x: Tensor) -> tuple[int, ...]:
+        return tuple(x.shape)
+
+    def is_tracing(self, x: Tensor) -> bool:
+        return bool(torch.compiler.is_compiling() or torch.jit.is_tracing())
+
+    def where(self, cond: Tensor, x: Any, y: Any) -> Tensor:
+        return torch.where(cond, x, y)
+
+    def abs(self, x: Tensor) -> Tensor:
+        return torch.abs(x)  # its derivative is sign(x): 0 at 0
+
+    def minimum(self, x: Tensor, c: float) -> Tensor:
+        return torch.clamp(x, max=c)
+
+    def softplus(self, x: Tensor) -> Tensor:
+        # exact (F.softplus switches to the identity above its threshold)
+        return torch.logaddexp(x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+    def sqrt(self, x: Tensor) -> Tensor:
+        return torch.sqrt(x)
+
+    def isnan(self, x: Tensor) -> Tensor:
+        return torch.isnan(x)
+
+    def isfinite(self, x: Tensor) -> Tensor:
+        return torch.isfinite(x)
+
+    def logical_and(self, a: Tensor, b: Tensor) -> Tensor:
+        return torch.logical_and(a, b)
+
+    def logical_or(self, a: Tensor, b: Tensor) -> Tensor:
+        return torch.logical_or(a, b)
+
+    def is_bool(self, x: Tensor) -> bool:
+        return x.dtype == torch.bool
+
+    def all(self, x: Tensor) -> bool:
+        return bool(torch.all(x))
+
+    def to_float(self, x: Tensor, like: Tensor) -> Tensor:
+        return x.to(like.dtype)
+
+    def reshape(self, x: Tensor, shape: tuple[int, ...]) -> Tensor:
+        return torch.reshape(x, shape)
+
+    def broadcast_to(self, x: Tensor, shape: tuple[int, ...]) -> Tensor:
+        return torch.broadcast_to(x, shape)
+
+    def sum(self, x: Tensor, axis: tuple[int, ...] | None = None) -> Tensor:
+        if axis is None:
+            return torch.sum(x)
+        if not axis:
+            return x
+        return torch.sum(x, dim=axis)
+
+    def constant(self, values: list[float], like: Tensor) -> Tensor:
+        return torch.tensor(values, dtype=like.dtype, device=like.device)
+
+    def eps(self, like: Tensor) -> float:
+        return float(torch.finfo(like.dtype).eps)
+
+
+_OPS = TorchOps()
+
+
+def _compute_dtype(*xs: Tensor) -> torch.dtype:
+    dt = xs[0].dtype
+    for x in xs[1:]:
+        dt = torch.promote_types(dt, x.dtype)
+    if dt.is_complex:
+        raise TypeError(f"complex inputs are not supported (got dtype {dt})")
+    if not dt.is_floating_point:
+        return torch.get_default_dtype()
+    if dt in _HALF:
+        return torch.float32
+    return dt
+
+
+def _tensor(name: str, x: Any, like: Tensor | None) -> Tensor:
+    if isinstance(x, Tensor):
+        if x.dtype.is_complex:
+            raise TypeError(f"{name} has complex dtype {x.dtype}; only real inputs are supported")
+        return x
+    if like is None:
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    return torch.as_tensor(x, device=like.device)
+
+
+def _prepare(
+    input: Tensor,
+    target: Tensor,
+    weight: Any,
+    sample_weight: Any,
+    mask: Any,
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None, Tensor | None]:
+    input = _tensor(NAMES.pred, input, None)
+    target = _tensor(NAMES.target, target, input)
+    dt = _compute_dtype(input, target)
+    if input.dtype != dt:
+        input = input.to(dt)
+    if target.dtype != dt:
+        target = target.to(dt)
+    if weight is not None:
+        weight = _tensor(NAMES.weight, weight, input)
+        weight = weight.to(dt)
+    if sample_weight is not None:
+        sample_weight = _tensor(NAMES.sample_weight, sample_weight, input).to(dt)
+    if mask is not None:
+        mask = _tensor(NAMES.mask, mask, input)
+    return input, target, weight, sample_weight, mask
+
+
+def _combine(a: Tensor | None, b: Tensor | None, op: Any) -> Tensor | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return op(a, b)
+
+
+_NATIVE = {
+    "square": lambda spec: F.mse_loss,
+    "abs": lambda spec: F.l1_loss,
+    "huber": lambda spec: lambda i, t, reduction: F.huber_loss(i, t, reduction=reduction, delta=spec.delta),
+    "smooth_l1": lambda spec: lambda i, t, reduction: F.smooth_l1_loss(i, t, reduction=reduction, beta=spec.beta),
+}
+
+
+def _native_kernel(spec: LossSpec) -> Any:
+    """The fused torch.nn kernel with the same semantics as ``spec`` without weights or
+    masks, or None. Chosen once, at construction."""
+    if spec.per_sample or spec.finalize != "identity" or spec.missing is not None or spec.per_output_stats:
+        return None
+    if spec.reduction not in ("none", "sum", "mean", "sum_over_batch_size"):
+        return None
+    make = _NATIVE.get(spec.penalty)
+    return None if make is None else make(spec)
+
+
+def loss(
+    spec: LossSpec,
+    input: Tensor,
+    target: Tensor,
+    *,
+    weight: Any = None,
+    sample_weight: Any = None,
+    mask: Any = None,
+    check_values: bool = True,
+) -> Tensor:
+    """Evaluate ``spec`` on torch tensors (the general pipeline, no fast path)."""
+    input, target, weight, sample_weight, mask = _prepare(input, target, weight, sample_weight, mask)
+    return _core.run(_OPS, spec, input, target, weight=weight, sample_weight=sample_weight,
+                     mask=mask, names=NAMES, check_values=check_values)
+
+
+class Loss(nn.Module):
+    """A loss compiled from a :class:`~mse_adapters.LossSpec`.
+
+    ``weight`` and ``mask`` given here are stored as (persistent) buffers and combined with
+    those given at call time (weights multiply, masks are AND-ed). ``check_values=False``
+    skips the eager value checks of weights and masks (they sync with the device); they are
+    always skipped under ``torch.compile``.
+
+    >>> import torch
+    >>> from mse_adapters import LossSpec
+    >>> f = Loss(LossSpec(penalty="abs", reduction="sum"))
+    >>> f(torch.tensor([1.0, 2.0]), torch.tensor([1.5, 0.0]))
+    tensor(2.5000)
+    """
+
+    weight: Tensor | None
+    mask: Tensor | None
+
+    def __init__(
+        self,
+        spec: LossSpec,
+        *,
+        weight: Tensor | None = None,
+        mask: Tensor | None = None,
+        check_values: bool = True,
+    ) -> None:
+        super().__init__()
+        if not isinstance(spec, LossSpec):
+            raise TypeError(f"spec must be a LossSpec, got {type(spec).__name__}")
+        self.spec = spec
+        self.check_values = bool(check_values)
+        if weight is not None:
+            weight = torch.as_tensor(weight)
+            if check_values:
+                _core.check_weight_values(_OPS, NAMES.weight, weight)
+        if mask is not None:
+            mask = _core.mask_to_bool(_OPS, NAMES.mask, torch.as_tensor(mask), check_values)
+        self.register_buffer("weight", weight)
+        self.register_buffer("mask", mask)
+        self._native = _native_kernel(spec)
+
+    @property
+    def reduction(self) -> str:
+        return self.spec.reduction
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._native = _native_kernel(self.spec)
+
+    def forward(
+        self,
+        input: Tensor,
+        target: Tensor,
+        *,
+        weight: Tensor | None = None,
+        sample_weight: Tensor | None = None,
+        mask: Tensor | None = None,
+    ) -> Tensor:
+        weight = _combine(self.weight, weight, torch.mul)
+        mask = _combine(self.mask, mask, torch.logical_and)
+        native = self._native
+        if native is not None and weight is None and sample_weight is None and mask is None:
+            input, target, _, _, _ = _prepare(input, target, None, None, None)
+            if input.shape != target.shape:
+                _core.check_same_shape(tuple(input.shape), tuple(target.shape), NAMES)
+            red = self.spec.reduction
+            if red != "none" and red != "sum":
+                if input.numel() == 0:  # 0, not NaN, with a zero gradient
+                    return (input.sum() + target.sum()) * 0.0
+                red = "mean"
+            return native(input, target, reduction=red)
+        return loss(self.spec, input, target, weight=weight, sample_weight=sample_weight,
+                    mask=mask, check_values=self.check_values)
+
+    def extra_repr(self) -> str:
+        return repr(self.spec)
+
+
+def compile(
+    spec: LossSpec,
+    *,
+    weight: Tensor | None = None,
+    mask: Tensor | None = None,
+    check_values: bool = True,
+) -> Loss:  # noqa: A001
+    """Compile a spec into an ``nn.Module`` (a :class:`Loss`)."""
+    return Loss(spec, weight=weight, mask=mask, check_values=check_values)
+
+
+def _kw(weight: Any, mask: Any, check_values: bool) -> dict[str, Any]:
+    return {"weight": weight, "mask": mask, "check_values": check_values}
+
+
+def _mo(multioutput: Multioutput) -> str | tuple[float, ...]:
+    return multioutput if isinstance(multioutput, str) else tuple(float(v) for v in multioutput)
+
+
+class MSELoss(Loss):
+    """Mean squared error; defaults equal ``torch.nn.MSELoss``.
+
+    >>> import torch
+    >>> MSELoss()(torch.tensor([2.5, 0.0, 2.0, 8.0]), torch.tensor([3.0, -0.5, 2.0, 7.0]))
+    tensor(0.3750)
+    """
+
+    def __init__(self, reduction: str = "mean", *, missing: str | None = None,
+                 weight: Tensor | None = None, mask: Tensor | None = None,
+                 check_values: bool = True) -> None:
+        super().__init__(preset("mse", reduction=reduction, missing=missing), **_kw(weight, mask, check_values))
+
+
+class MAELoss(Loss):
+    """Mean absolute error; defaults equal ``torch.nn.L1Loss`` (d|r|/dr = 0 at r = 0)."""
+
+    def __init__(self, reduction: str = "mean", *, missing: str | None = None,
+                 weight: Tensor | None = None, mask: Tensor | None = None,
+                 check_values: bool = True) -> None:
+        super().__init__(preset("mae", reduction=reduction, missing=missing), **_kw(weight, mask, check_values))
+
+
+class RMSELoss(Loss):
+    """Root mean squared error. Default: pooled, sqrt of the weighted mean over every
+    element (as torchmetrics); ``multioutput`` takes scikit-learn's choices. The gradient at
+    a perfect fit is 0, not NaN."""
+
+    def __init__(self, reduction: str = "mean", *, multioutput: Multioutput = "pooled",
+                 missing: str | None = None, weight: Tensor | None = None,
+                 mask: Tensor | None = None, check_values: bool = True) -> None:
+        super().__init__(preset("rmse", reduction=reduction, multioutput=_mo(multioutput), missing=missing),
+                         **_kw(weight, mask, check_values))
+
+
+class HuberLoss(Loss):
+    """Huber loss (0.5 r**2 for |r| <= delta, else delta (|r| - delta/2)); defaults equal
+    ``torch.nn.HuberLoss``."""
+
+    def __init__(self, reduction: str = "mean", delta: float = 1.0, *, missing: str | None = None,
+                 weight: Tensor | None = None, mask: Tensor | None = None,
+                 check_values: bool = True) -> None:
+        super().__init__(preset("huber", reduction=reduction, delta=delta, missing=missing),
+                         **_kw(weight, mask, check_values))
+
+
+class SmoothL1Loss(Loss):
+    """Smooth L1 (0.5 r**2 / beta for |r| < beta, else |r| - beta/2); defaults equal
+    ``torch.nn.SmoothL1Loss``."""
+
+    def __init__(self, reduction: str = "mean", beta: float = 1.0, *, missing: str | None = None,
+                 weight: Tensor | None = None, mask: Tensor | None = None,
+                 check_values: bool = True) -> None:
+        super().__init__(preset("smooth_l1", reduction=reduction, beta=beta, missing=missing),
+                         **_kw(weight, mask, check_values))
+
+
+class LogCoshLoss(Loss):
+    """log(cosh(r)), computed stably."""
+
+    def __init__(self, reduction: str = "mean", *, missing: str | None = None,
+                 weight: Tensor | None = None, mask: Tensor | None = None,
+                 check_values: bool = True) -> None:
+        super().__init__(preset("log_cosh", reduction=reduction, missing=missing), **_kw(weight, mask, check_values))
+
+
+class ExpectileLoss(Loss):
+    """Asymmetric squared error: ``tau * r**2`` where input < target (under-prediction),
+    ``(1 - tau) * r**2`` where input > target. tau = 0.5 is half the MSE."""
+
+    def __init__(self, reduction: str = "mean", tau: float = 0.5, *, missing: str | None = None,
+                 weight: Tensor | None = None, mask: Tensor | None = None,
+                 check_values: bool = True) -> None:
+        super().__init__(preset("expectile", reduction=reduction, tau=tau, missing=missing),
+                         **_kw(weight, mask, check_values))
+
+
+class NMSELoss(Loss):
+    """Normalised MSE per output (weighted SSE / weighted, centred SST), combined by
+    ``multioutput`` (default ``"uniform_average"``). NMSE = 1 - R^2."""
+
+    def __init__(self, *, multioutput: Multioutput = "uniform_average", missing: str | None = None,
+                 weight: Tensor | None = None, mask: Tensor | None = None,
+                 check_values: bool = True) -> None:
+        super().__init__(preset("nmse", multioutput=_mo(multioutput), missing=missing),
+                         **_kw(weight, mask, check_values))
+
+
+class R2Score(Loss):
+    """Coefficient of determination (a score: higher is better; minimise ``-R2Score``).
+    Equal to ``sklearn.metrics.r2_score`` and numerically stable in float32."""
+
+    def __init__(self, *, multioutput: Multioutput = "uniform_average", missing: str | None = None,
+                 weight: Tensor | None = None, mask: Tensor | None = None,
+                 check_values: bool = True) -> None:
+        super().__init__(preset("r2", multioutput=_mo(multioutput), missing=missing),
+                         **_kw(weight, mask, check_values))
+
+
+# -- functional forms ---------------------------------------------------------------------
+
+
+def _functional(name: str, input: Tensor, target: Tensor, weight: Any, sample_weight: Any,
+                mask: Any, check_values: bool, **fields: Any) -> Tensor:
+    return loss(preset(name, **fields), input, target, weight=weight, sample_weight=sample_weight,
+                mask=mask, check_values=check_values)
+
+
+def mse_loss(input: Tensor, target: Tensor, *, weight: Any = None, sample_weight: Any = None,
+             mask: Any = None, missing: str | None = None, reduction: str = "mean",
+             check_values: bool = True) -> Tensor:
+    """Functional :class:`MSELoss`."""
+    return _functional("mse", input, target, weight, sample_weight, mask, check_values,
+                       missing=missing, reduction=reduction)
+
+
+def mae_loss(input: Tensor, target: Tensor, *, weight: Any = None, sample_weight: Any = None,
+             mask: Any = None, missing: str | None = None, reduction: str = "mean",
+             check_values: bool = True) -> Tensor:
+    """Functional :class:`MAELoss`."""
+    return _functional("mae", input, target, weight, sample_weight, mask, check_values,
+                       missing=missing, reduction=reduction)
+
+
+def rmse_loss(input: Tensor, target: Tensor, *, weight: Any = None, sample_weight: Any = None,
+              mask: Any = None, missing: str | None = None, reduction: str = "mean",
+              multioutput: Multioutput = "pooled", check_values: bool = True) -> Tensor:
+    """Functional :class:`RMSELoss`."""
+    return _functional("rmse", input, target, weight, sample_weight, mask, check_values,
+                       missing=missing, reduction=reduction, multioutput=_mo(multioutput))
+
+
+def huber_loss(input: Tensor, target: Tensor, *, delta: float = 1.0, weight: Any = None,
+               sample_weight: Any = None, mask: Any = None, missing: str | None = None,
+               reduction: str = "mean", check_values: bool = True) -> Tensor:
+    """Functional :class:`HuberLoss`."""
+    return _functional("huber", input, target, weight, sample_weight, mask, check_values,
+                       delta=delta, missing=missing, reduction=reduction)
+
+
+def smooth_l1_loss(input: Tensor, target: Tensor, *, beta: float = 1.0, weight: Any = None,
+                   sample_weight: Any = None, mask: Any = None, missing: str | None = None,
+                   reduction: str = "mean", check_values: bool = True) -> Tensor:
+    """Functional :class:`SmoothL1Loss`."""
+    return _functional("smooth_l1", input, target, weight, sample_weight, mask, check_values,
+                       beta=beta, missing=missing, reduction=reduction)
+
+
+def log_cosh_loss(input: Tensor, target: Tensor, *, weight: Any = None, sample_weight: Any = None,
+                  mask: Any = None, missing: str | None = None, reduction: str = "mean",
+                  check_values: bool = True) -> Tensor:
+    """Functional :class:`LogCoshLoss`."""
+    return _functional("log_cosh", input, target, weight, sample_weight, mask, check_values,
+                       missing=missing, reduction=reduction)
+
+
+def expectile_loss(input: Tensor, target: Tensor, *, tau: float = 0.5, weight: Any = None,
+                   sample_weight: Any = None, mask: Any = None, missing: str | None = None,
+                   reduction: str = "mean", check_values: bool = True) -> Tensor:
+    """Functional :class:`ExpectileLoss`."""
+    return _functional("expectile", input, target, weight, sample_weight, mask, check_values,
+                       tau=tau, missing=missing, reduction=reduction)
+
+
+def nmse_loss(input: Tensor, target: Tensor, *, weight: Any = None, sample_weight: Any = None,
+              mask: Any = None, missing: str | None = None,
+              multioutput: Multioutput = "uniform_average", check_values: bool = True) -> Tensor:
+    """Functional :class:`NMSELoss`."""
+    return _functional("nmse", input, target, weight, sample_weight, mask, check_values,
+                       missing=missing, multioutput=_mo(multioutput))
+
+
+def r2_score(input: Tensor, target: Tensor, *, weight: Any = None, sample_weight: Any = None,
+             mask: Any = None, missing: str | None = None,
+             multioutput: Multioutput = "uniform_average", check_values: bool = True) -> Tensor:
+    """Functional :class:`R2Score` (argument order ``(input, target)``, as torch)."""
+    return _functional("r2", input, target, weight, sample_weight, mask, check_values,
+                       missing=missing, multioutput=_mo(multioutput))

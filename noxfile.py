@@ -1,0 +1,48 @@
+"""Automation: `nox -s demo`, `nox -s tests`, `nox -s lint`.
+
+Every session installs from `constraints/ci.txt` (the CPU build of torch, exact versions)
+into a virtual environment that is reused between runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+import nox
+
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["tests"]
+
+CONSTRAINTS = ("-c", "constraints/ci.txt")
+KERAS_BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def _install(session: nox.Session, extras: str) -> None:
+    session.install("-e", f".[{extras}]", *CONSTRAINTS)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Every installed backend, side by side with the float64 reference."""
+    _install(session, "all")
+    session.run("python", "-m", "mse_adapters.demo")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Lint, type-check, the whole suite, the Keras suite under each Keras backend, and the
+    examples."""
+    _install(session, "dev")
+    session.run("ruff", "check", "mse_adapters", "tests", "examples", "noxfile.py")
+    session.run("mypy")
+    session.run("pytest", *session.posargs)
+    for name in sorted(os.listdir("examples")):
+        if name.endswith(".py"):
+            session.run("python", os.path.join("examples", name))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff", "mypy", "numpy", *CONSTRAINTS)
+    session.run("ruff", "check", "mse_adapters", "tests", "examples", "noxfile.py")
+    session.run("mypy")

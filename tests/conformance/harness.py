@@ -1,0 +1,159 @@
+"""The conformance harness: one place that knows how to run a case through a backend and
+compare it with the float64 reference.
+
+A backend is a module ``backend_<name>.py`` in this folder that defines ``BACKENDS``: a list
+of objects with
+
+- ``name: str`` (e.g. ``"torch"``, ``"keras-jax"``),
+- ``dtypes: tuple[str, ...]`` (the dtype names it supports, see ``TOLERANCE``),
+- ``value_and_grad(spec, case, dtype, wrt) -> (value, {name: grad})``: evaluate the spec
+  compiled for that backend on the case's arrays cast to ``dtype``, and return the value and
+  the gradient of ``sum(value * case.cotangent)`` with respect to each name in ``wrt``
+  (``"pred"``, ``"target"``, ``"weight"``, ``"sample_weight"``), all as float64 NumPy.
+
+A backend module whose framework is not installed sets ``BACKENDS = []``. Adding a backend
+is adding one such file: it is discovered by :func:`backends`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pathlib
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from mse_adapters import LossSpec
+from mse_adapters import numpy as reference
+
+#: The one tolerance table (DESIGN §5): |got - ref| <= rtol * max(|ref|) + atol, per array.
+TOLERANCE: dict[str, tuple[float, float]] = {
+    "float64": (1e-12, 1e-300),
+    "float32": (1e-5, 1e-30),
+    "float16": (1e-2, 1e-6),
+    "bfloat16": (1e-2, 1e-6),
+}
+
+ML_DTYPES = {"float64": np.float64, "float32": np.float32, "float16": np.float16}
+
+
+def round_to(x: np.ndarray, dtype: str) -> np.ndarray:
+    """``x`` rounded to ``dtype`` and back to float64: the values a backend really sees."""
+    if dtype == "bfloat16":
+        import ml_dtypes  # shipped with jax and tensorflow; only needed for bfloat16 cases
+
+        return np.asarray(x, dtype=ml_dtypes.bfloat16).astype(np.float64)
+    return np.asarray(x, dtype=ML_DTYPES[dtype]).astype(np.float64)
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """Arrays in float64 (``mask`` boolean); None where unused."""
+
+    name: str
+    spec: LossSpec
+    pred: np.ndarray
+    target: np.ndarray
+    weight: np.ndarray | None = None
+    sample_weight: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    wrt: tuple[str, ...] = ("pred", "target")
+    cotangent: np.ndarray | None = None
+
+    def rounded(self, dtype: str) -> Case:
+        r = {k: (None if getattr(self, k) is None else round_to(getattr(self, k), dtype))
+             for k in ("pred", "target", "weight", "sample_weight")}
+        return dataclasses.replace(self, **r)
+
+    def __repr__(self) -> str:  # short ids in pytest output
+        return self.name
+
+
+class Backend(Protocol):
+    name: str
+    dtypes: tuple[str, ...]
+
+    def value_and_grad(
+        self, spec: LossSpec, case: Case, dtype: str, wrt: Sequence[str]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]: ...
+
+
+_REF_NAMES = {"pred": "y_pred", "target": "y_true", "weight": "weight", "sample_weight": "sample_weight"}
+
+
+def reference_value_and_grad(case: Case, wrt: Sequence[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The float64 reference on the case's arrays."""
+    value, grads = reference.value_and_grad(
+        case.spec, case.target, case.pred, sample_weight=case.sample_weight, weight=case.weight,
+        mask=case.mask, wrt=tuple(_REF_NAMES[n] for n in wrt), cotangent=case.cotangent,
+    )
+    return np.asarray(value, dtype=np.float64), {n: grads[_REF_NAMES[n]] for n in wrt}
+
+
+def backends() -> list[Backend]:
+    """Every installed backend, discovered from the ``backend_*.py`` files here."""
+    found: list[Backend] = []
+    for path in sorted(pathlib.Path(__file__).parent.glob("backend_*.py")):
+        mod = importlib.import_module(f"{__package__}.{path.stem}")
+        found.extend(mod.BACKENDS)
+    return found
+
+
+def max_error(got: np.ndarray, ref: np.ndarray) -> float:
+    """The largest |got - ref| relative to the largest |ref| (absolute when ref is all 0)."""
+    got = np.asarray(got, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    if got.shape != ref.shape:
+        raise AssertionError(f"shape {got.shape} != reference shape {ref.shape}")
+    if ref.size == 0:
+        return 0.0
+    if not np.array_equal(np.isfinite(got), np.isfinite(ref)):
+        return float("inf")
+    scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+    return float(np.max(np.abs(got - ref))) / (scale if scale > 0 else 1.0)
+
+
+def assert_close(got: Any, ref: Any, dtype: str, what: str, floor: float = 0.0) -> float:
+    """|got - ref| <= rtol * max(max|ref|, floor) + atol elementwise; returns the relative
+    error. ``floor`` is the problem's scale for arrays that are analytically ~0 (a gradient
+    that cancels exactly in theory carries rounding noise of the loss's own size)."""
+    rtol, atol = TOLERANCE[dtype]
+    got = np.asarray(got, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    err = max_error(got, ref)
+    scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+    if err * (scale if scale > 0 else 1.0) > rtol * max(scale, floor) + atol:
+        raise AssertionError(
+            f"{what}: relative error {err:.3g} > {rtol:g} ({dtype})\n got={got!r}\n ref={ref!r}"
+        )
+    return err
+
+
+#: Largest disagreement seen per (backend, dtype), for the session summary.
+WORST: dict[tuple[str, str], float] = {}
+COUNTS: dict[str, int] = {}
+
+
+def check(backend: Backend, case: Case, dtype: str) -> None:
+    """Run ``case`` through ``backend`` in ``dtype`` and compare value and gradients with
+    the float64 reference evaluated on the same (rounded) inputs."""
+    rc = case.rounded(dtype)
+    wrt = tuple(n for n in case.wrt if getattr(rc, n) is not None)
+    if rc.cotangent is None:
+        shape = np.shape(reference.loss(rc.spec, rc.target, rc.pred, sample_weight=rc.sample_weight,
+                                        weight=rc.weight, mask=rc.mask))
+        if shape:  # a non-scalar loss: a non-uniform cotangent tests every entry's gradient
+            ct = 1.0 + 0.25 * np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape) % 3
+            rc = dataclasses.replace(rc, cotangent=ct)
+    ref_v, ref_g = reference_value_and_grad(rc, wrt)
+    got_v, got_g = backend.value_and_grad(case.spec, rc, dtype, wrt)
+    errs = [assert_close(got_v, ref_v, dtype, f"{backend.name} {case.name} value")]
+    floor = 0.1 * max(1.0, float(np.max(np.abs(ref_v), initial=0.0)))
+    for n in wrt:
+        errs.append(assert_close(got_g[n], ref_g[n], dtype, f"{backend.name} {case.name} d/d{n}",
+                                 floor))
+    key = (backend.name, dtype)
+    WORST[key] = max(WORST.get(key, 0.0), *errs)
+    COUNTS[backend.name] = COUNTS.get(backend.name, 0) + 1

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
 import pathlib
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -93,11 +94,18 @@ def reference_value_and_grad(case: Case, wrt: Sequence[str]) -> tuple[np.ndarray
 
 
 def backends() -> list[Backend]:
-    """Every installed backend, discovered from the ``backend_*.py`` files here."""
+    """Every installed backend, discovered from the ``backend_*.py`` files here.
+
+    ``MSE_ADAPTERS_TEST_BACKENDS`` (comma-separated name prefixes, e.g. ``keras``) restricts
+    the run: Keras' backend is fixed per process, so the Keras backends run in processes of
+    their own."""
+    wanted = [w for w in os.environ.get("MSE_ADAPTERS_TEST_BACKENDS", "").split(",") if w]
     found: list[Backend] = []
     for path in sorted(pathlib.Path(__file__).parent.glob("backend_*.py")):
+        if wanted and not any(path.stem[len("backend_"):].startswith(w.split("-")[0]) for w in wanted):
+            continue
         mod = importlib.import_module(f"{__package__}.{path.stem}")
-        found.extend(mod.BACKENDS)
+        found.extend(b for b in mod.BACKENDS if not wanted or any(b.name.startswith(w) for w in wanted))
     return found
 
 

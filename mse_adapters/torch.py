@@ -151,7 +151,8 @@ def _compute_dtype(*xs: Tensor) -> torch.dtype:
 def _tensor(name: str, x: Any, like: Tensor | None) -> Tensor:
     if isinstance(x, Tensor):
         if x.dtype.is_complex:
-            raise TypeError(f"{name} has complex dtype {x.dtype}; only real inputs are supported")
+            dt = str(x.dtype).removeprefix("torch.")
+            raise TypeError(f"{name} has complex dtype {dt}; only real inputs are supported")
         return x
     if like is None:
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")

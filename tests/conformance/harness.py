@@ -124,19 +124,22 @@ def max_error(got: np.ndarray, ref: np.ndarray) -> float:
 
 
 def assert_close(got: Any, ref: Any, dtype: str, what: str, floor: float = 0.0) -> float:
-    """|got - ref| <= rtol * max(max|ref|, floor) + atol elementwise; returns the relative
-    error. ``floor`` is the problem's scale for arrays that are analytically ~0 (a gradient
-    that cancels exactly in theory carries rounding noise of the loss's own size)."""
+    """|got - ref| <= rtol * max(max|ref|, floor) + atol elementwise. ``floor`` is the
+    problem's scale for arrays that are analytically ~0 (a gradient that cancels exactly in
+    theory carries rounding noise of the loss's own size). Returns the error relative to
+    that scale (the number the summary reports)."""
     rtol, atol = TOLERANCE[dtype]
     got = np.asarray(got, dtype=np.float64)
     ref = np.asarray(ref, dtype=np.float64)
-    err = max_error(got, ref)
+    rel = max_error(got, ref)
     scale = float(np.max(np.abs(ref))) if ref.size else 0.0
-    if err * (scale if scale > 0 else 1.0) > rtol * max(scale, floor) + atol:
+    abs_err = rel * (scale if scale > 0 else 1.0)
+    bound_scale = max(scale, floor)
+    if abs_err > rtol * bound_scale + atol:
         raise AssertionError(
-            f"{what}: relative error {err:.3g} > {rtol:g} ({dtype})\n got={got!r}\n ref={ref!r}"
+            f"{what}: relative error {rel:.3g} > {rtol:g} ({dtype})\n got={got!r}\n ref={ref!r}"
         )
-    return err
+    return abs_err / bound_scale if bound_scale > 0 else abs_err
 
 
 #: Largest disagreement seen per (backend, dtype), for the session summary.

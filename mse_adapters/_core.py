@@ -114,6 +114,13 @@ class Ops(ABC):
     def eps(self, like: Array) -> float:
         """The machine epsilon of ``like``'s dtype."""
 
+    def count(self, x: Array, axes: tuple[int, ...] | None = None) -> Array | float:
+        """The number of elements of ``x`` over ``axes`` (all axes when None), as a Python
+        float. A backend whose shapes may be unknown until run time (a TensorFlow graph with
+        a ``None`` batch axis) returns it as an array of ``x``'s dtype instead."""
+        shape = self.shape(x)
+        return float(math.prod(shape if axes is None else (shape[a] for a in axes)))
+
     @abstractmethod
     def constant(self, values: list[float], like: Array) -> Array:
         """A 1-D array of ``values`` with ``like``'s dtype (and device)."""
@@ -322,7 +329,7 @@ def _per_sample_stage(
     last = (len(shape) - 1,)
     num = ops.sum(num, last)
     if valid is None:
-        per = safe_div(ops, num, float(shape[-1]))
+        per = safe_div(ops, num, ops.count(elem, last))
         uvalid = None
         if shape[-1] == 0:
             uvalid = ops.broadcast_to(ops.isnan(num), ushape)  # all False
@@ -354,16 +361,15 @@ def _reduce(ops: Ops, reduction: str, u: _Weighted) -> Array:
         return wl
     if reduction == "sum":
         return ops.sum(wl)
-    n = math.prod(u.shape)
     if reduction == "mean":
-        return safe_div(ops, ops.sum(wl), float(n) if wm is None else ops.sum(wm))
+        return safe_div(ops, ops.sum(wl), ops.count(wl) if wm is None else ops.sum(wm))
     if reduction == "sum_over_batch_size":
-        den = float(n) if u.valid is None else ops.sum(ops.to_float(u.valid, u.loss))
+        den = ops.count(wl) if u.valid is None else ops.sum(ops.to_float(u.valid, u.loss))
         return safe_div(ops, ops.sum(wl), den)
     if reduction == "per_sample":
         axes = tuple(range(1, len(u.shape)))
         if wm is None:
-            return safe_div(ops, ops.sum(wl, axes), float(math.prod(u.shape[1:])))
+            return safe_div(ops, ops.sum(wl, axes), ops.count(wl, axes))
         return safe_div(ops, ops.sum(wl, axes), ops.sum(wm, axes))
     raise AssertionError(reduction)  # pragma: no cover
 
@@ -387,7 +393,7 @@ def _per_output(ops: Ops, spec: LossSpec, u: _Weighted, target: Array, valid: Ar
     wl = _as_outputs(ops, wl, u.shape)
     num = ops.sum(wl, axes)
     if wm is None:
-        den: Array | float = float(math.prod(oshape[:-1]))
+        den: Array | float = ops.count(wl, axes)
         wm_o = None
     else:
         wm_o = _as_outputs(ops, wm, u.shape)

@@ -40,6 +40,9 @@ class ArgNames(NamedTuple):
     mask: str = "mask"
 
 
+DEFAULT_NAMES = ArgNames()
+
+
 class Ops(ABC):
     """The array operations the pipeline needs. One subclass per backend.
 
@@ -262,7 +265,7 @@ def evaluate(
     weight: Array | None = None,
     sample_weight: Array | None = None,
     mask: Array | None = None,
-    names: ArgNames = ArgNames(),
+    names: ArgNames = DEFAULT_NAMES,
 ) -> Array:
     """Run the whole pipeline. Inputs are already arrays of the compute dtype (``mask`` a
     boolean array); shapes are validated here, values by the backend."""
@@ -404,6 +407,7 @@ def _per_output(ops: Ops, spec: LossSpec, u: _Weighted, target: Array, valid: Ar
     if f in ("nmse", "r2"):
         y = target if valid is None else ops.where(valid, target, 0.0)
         y = _as_outputs(ops, y, u.shape)
+        assert y is not None
         if wm_o is None:
             ybar = safe_div(ops, ops.sum(y, axes), den)
             dev = y - ybar
@@ -482,7 +486,7 @@ def run(
     weight: Array | None = None,
     sample_weight: Array | None = None,
     mask: Array | None = None,
-    names: ArgNames = ArgNames(),
+    names: ArgNames = DEFAULT_NAMES,
     check_values: bool = True,
 ) -> Array:
     """The checks every backend shares, then :func:`evaluate`. Inputs are arrays already

@@ -182,7 +182,7 @@ def _install_operators() -> None:
                            "le": "less_equal", "eq": "equal", "ne": "not_equal"}[name])
         setattr(_Dual, f"__{name}__",
                 lambda self, other, cmp=cmp: cmp(self.v, other.v if isinstance(other, _Dual) else other))
-    _Dual.__neg__ = lambda self: _Dual(-self.v, -self.t)  # type: ignore[attr-defined]
+    _Dual.__neg__ = lambda self: _Dual(-self.v, -self.t)  # type: ignore[attr-defined,operator]
     _Dual.__hash__ = None  # type: ignore[assignment]
 
 

@@ -69,7 +69,7 @@ def naive(case: dict[str, Any]) -> dict[str, Any]:
 
     v = [[valid(i, j) for j in range(D)] for i in range(B)]
     r = [[(P[i][j] - T[i][j]) if v[i][j] else 0.0 for j in range(D)] for i in range(B)]
-    l = [[rho(spec, r[i][j])[0] for j in range(D)] for i in range(B)]
+    lv = [[rho(spec, r[i][j])[0] for j in range(D)] for i in range(B)]
     dl = [[rho(spec, r[i][j])[1] for j in range(D)] for i in range(B)]
     ew = [[(W[i][j] if W else 1.0) for j in range(D)] for i in range(B)]
     sw = [(S[i] if S else 1.0) for i in range(B)]
@@ -81,7 +81,7 @@ def naive(case: dict[str, Any]) -> dict[str, Any]:
     if per_sample:
         # units are samples: l_i = sum_j(w v l) / sum_j(v); unit weight s_i
         n = [sum(v[i]) for i in range(B)]
-        unit = [_div(sum(ew[i][j] * l[i][j] for j in range(D) if v[i][j]), n[i]) for i in range(B)]
+        unit = [_div(sum(ew[i][j] * lv[i][j] for j in range(D) if v[i][j]), n[i]) for i in range(B)]
         uvalid = [n[i] > 0 for i in range(B)]
         # d unit_i / d p_ij
         dunit = [[(ew[i][j] * dl[i][j] / n[i]) if v[i][j] else 0.0 for j in range(D)] for i in range(B)]
@@ -102,7 +102,7 @@ def naive(case: dict[str, Any]) -> dict[str, Any]:
     else:
         c = [[ew[i][j] * sw[i] * v[i][j] for j in range(D)] for i in range(B)]
         if red == "per_output":
-            value = [_div(sum(c[i][j] * l[i][j] for i in range(B)), sum(c[i][j] for i in range(B)))
+            value = [_div(sum(c[i][j] * lv[i][j] for i in range(B)), sum(c[i][j] for i in range(B)))
                      for j in range(D)]
             ct = case.get("cotangent") or [1.0] * D
             for i in range(B):
@@ -116,13 +116,13 @@ def naive(case: dict[str, Any]) -> dict[str, Any]:
                     value[j] = s
             return {"value": value, "grad_pred": gp, "grad_target": _neg(gp, v)}
         if red == "per_sample":
-            value = [_div(sum(c[i][j] * l[i][j] for j in range(D)), sum(c[i])) for i in range(B)]
+            value = [_div(sum(c[i][j] * lv[i][j] for j in range(D)), sum(c[i])) for i in range(B)]
             ct = case.get("cotangent") or [1.0] * B
             for i in range(B):
                 for j in range(D):
                     gp[i][j] = ct[i] * _div(c[i][j] * dl[i][j], sum(c[i]))
             return {"value": value, "grad_pred": gp, "grad_target": _neg(gp, v)}
-        num = sum(c[i][j] * l[i][j] for i in range(B) for j in range(D))
+        num = sum(c[i][j] * lv[i][j] for i in range(B) for j in range(D))
         if red == "sum":
             den = 1.0
         elif red == "mean":

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from mse_adapters import preset
 from mse_adapters import numpy as mnp
+from mse_adapters import preset
 
 from .harness import Case, backends, check
 
@@ -26,8 +26,11 @@ penalties = st.sampled_from([
 reductions = st.sampled_from(["none", "sum", "mean", "sum_over_batch_size", "per_sample", "per_output"])
 
 
+MAGNITUDES = st.sampled_from([1e-3, 1.0, 30.0])
+
+
 @st.composite
-def cases(draw, magnitude=st.sampled_from([1e-3, 1.0, 30.0])):
+def cases(draw, magnitude=MAGNITUDES):
     shape = tuple(draw(st.lists(st.integers(0, 4), min_size=1, max_size=3)))
     base = draw(penalties)
     red = draw(reductions)

@@ -582,7 +582,7 @@ def nmse(
     NMSE = 1 - R^2.
 
     >>> round(nmse([3, -0.5, 2, 7], [2.5, 0.0, 2, 8]), 6)
-    0.051395
+    0.051392
     """
     return _preset_call("nmse", y_true, y_pred, sample_weight, weight, mask, missing=missing,
                         multioutput=_mo(multioutput))

@@ -20,9 +20,11 @@ import math
 from abc import ABC, abstractmethod
 from typing import Any, NamedTuple
 
+from . import _whiten
 from ._spec import LossSpec
+from ._whiten import Whitening
 
-__all__ = ["ArgNames", "Ops", "evaluate", "check_same_shape", "LOG2"]
+__all__ = ["ArgNames", "Ops", "Whitening", "evaluate", "check_same_shape", "LOG2"]
 
 LOG2 = math.log(2.0)
 
@@ -127,6 +129,39 @@ class Ops(ABC):
     @abstractmethod
     def constant(self, values: list[float], like: Array) -> Array:
         """A 1-D array of ``values`` with ``like``'s dtype (and device)."""
+
+    def finite_and_nonnegative(self, x: Array) -> tuple[bool, bool]:
+        """(every element of ``x`` is finite, every element is >= 0): the eager weight
+        checks. A backend may answer both from one pass and one host sync."""
+        return self.all(self.isfinite(x)), self.all(x >= 0)
+
+    # -- optional: the transform stage and the Gaussian likelihoods (DESIGN §4) ----------
+    # Not abstract, so that a backend without them keeps working for every other spec.
+
+    def _missing(self, what: str, needed_by: str) -> NotImplementedError:
+        return NotImplementedError(f"the {self.name} backend does not implement Ops.{what} (needed by {needed_by})")
+
+    def matvec(self, m: Array, x: Array) -> Array:
+        """``m @ x`` for a matrix (or a batch of them) ``(..., d, d)`` and vectors on the last
+        axis of ``x`` ``(..., d)``; batch axes broadcast, aligned from the right."""
+        raise self._missing("matvec", "transform='whiten' and transform='precision'")
+
+    def solve_tril(self, lower: Array, x: Array) -> Array:
+        """z with ``lower @ z = x`` for a lower-triangular ``(..., d, d)`` (its strict upper
+        triangle is ignored) and vectors on the last axis of ``x``; differentiable in both."""
+        raise self._missing("solve_tril", "transform='whiten' with a trainable scale_tril")
+
+    def log(self, x: Array) -> Array:
+        raise self._missing("log", "penalty='gaussian_nll'")
+
+    def diagonal(self, m: Array) -> Array:
+        """The diagonals of ``(..., d, d)``, shape ``(..., d)``."""
+        raise self._missing("diagonal", "penalty='gaussian_nll' with transform='whiten'")
+
+    def clamp_min_nograd(self, x: Array, lo: float) -> Array:
+        """max(x, lo) whose derivative is that of the identity: torch.nn.GaussianNLLLoss clamps
+        its variance in place under ``no_grad``, so the gradient passes through the clamp."""
+        raise self._missing("clamp_min_nograd", "penalty='gaussian_nll'")
 
 
 # ---------------------------------------------------------------------------------------
@@ -249,6 +284,8 @@ def check_shapes(
             f"{names.pred} is a scalar: reduction={spec.reduction!r}, per_sample="
             f"{spec.per_sample} and multioutput={spec.multioutput!r} need at least one axis"
         )
+    if not shape and spec.unit_norm:
+        raise ValueError(f"{names.pred} is a scalar: unit_norm penalises the norm of its last axis")
     if weight is not None:
         check_trailing(names.weight, ops.shape(weight), shape, names.pred)
     if mask is not None:
@@ -266,9 +303,13 @@ def evaluate(
     sample_weight: Array | None = None,
     mask: Array | None = None,
     names: ArgNames = DEFAULT_NAMES,
+    whitening: Whitening | None = None,
+    var: Array | float | None = None,
 ) -> Array:
     """Run the whole pipeline. Inputs are already arrays of the compute dtype (``mask`` a
-    boolean array); shapes are validated here, values by the backend."""
+    boolean array); shapes are validated here, values by the backend. ``whitening`` is the
+    transform stage prepared by the backend; ``var`` the predicted variance of the
+    heteroscedastic Gaussian NLL."""
     shape = check_shapes(ops, spec, pred, target, weight, mask, names)
     # validity: the mask and the missing targets
     valid = None
@@ -277,13 +318,24 @@ def evaluate(
     if spec.missing == "nan":
         present = ~ops.isnan(target)
         valid = present if valid is None else ops.logical_and(valid, present)
+    if valid is not None and spec.transform == "whiten":
+        valid = _whole_samples(ops, valid, shape, pred)
 
     r = pred - target
     if valid is not None:
         r = ops.where(valid, r, 0.0)
-    elem = penalty(ops, spec, r)
+    if spec.transform is None and spec.penalty != "gaussian_nll":
+        elem = penalty(ops, spec, r)
+    else:
+        elem = _structured_penalty(ops, spec, r, whitening, var, valid, shape, names)
+    if spec.unit_norm and not spec.event_units:
+        elem = elem + ops.reshape(_unit_norm(ops, spec, pred, shape), shape[:-1] + (1,))
 
-    if spec.per_sample:
+    if spec.event_units:
+        units = _event_units(ops, elem, weight, sample_weight, valid, shape, names)
+        if spec.unit_norm:
+            units = units._replace(loss=units.loss + _unit_norm(ops, spec, pred, shape))
+    elif spec.per_sample:
         units = _per_sample_stage(ops, elem, weight, sample_weight, valid, shape, names)
     else:
         w = weight
@@ -299,6 +351,200 @@ def evaluate(
     if spec.finalize == "sqrt":
         out = safe_sqrt(ops, out)
     return out
+
+
+# ---------------------------------------------------------------------------------------
+# The transform stage, the Gaussian likelihoods and the unit-norm penalty (DESIGN §4)
+# ---------------------------------------------------------------------------------------
+
+
+def var_shape(vshape: Shape, pred_shape: Shape, names: ArgNames) -> Shape:
+    """torch.nn.GaussianNLLLoss' accepted variance shapes: ``pred``'s shape; ``pred``'s shape
+    without its last axis (one variance per sample: a trailing 1 is added); or ``pred``'s
+    number of axes with exactly one mismatched axis, of size 1 in ``var``."""
+    vshape, pred_shape = tuple(vshape), tuple(pred_shape)
+    if vshape == pred_shape:
+        return vshape
+    if pred_shape and vshape == pred_shape[:-1]:
+        return vshape + (1,)
+    if len(vshape) == len(pred_shape) and sum(v for p, v in zip(pred_shape, vshape) if p != v) == 1:
+        return vshape
+    raise ValueError(
+        f"var of shape {vshape} is of incorrect size for {names.pred} of shape {pred_shape}: it "
+        f"must have {names.pred}'s shape, {names.pred}'s shape without its last axis, or "
+        f"{names.pred}'s shape with exactly one axis of size 1 (torch.nn.GaussianNLLLoss' rule)"
+    )
+
+
+def check_structured(
+    ops: Ops,
+    spec: LossSpec,
+    shape: Shape,
+    weight: Array | None,
+    whitening: Whitening | None,
+    var: Array | float | None,
+    names: ArgNames,
+) -> None:
+    """Shape and consistency checks of the transform stage and of ``var`` (pure Python)."""
+    if whitening is None:
+        _whiten.resolve_spec(spec, None)  # raises when the spec needs a matrix
+    else:
+        if spec.transform is None:
+            raise ValueError(f"{whitening.name} was given but the spec has transform=None")
+        if (whitening.kind == "precision") != (spec.transform == "precision"):
+            raise ValueError(
+                f"{whitening.name} was given but the spec has transform={spec.transform!r}"
+            )
+        _whiten.check_matrix_shape(whitening.name, ops.shape(whitening.matrix), shape, names.pred)
+        if weight is not None and (spec.transform == "precision" or spec.event_units):
+            wshape = tuple(ops.shape(weight))
+            if wshape and wshape[-1] != 1 and shape and shape[-1] != 1:
+                what = ("transform='precision' (the quadratic form r^T P r)" if spec.transform == "precision"
+                        else "the multivariate Gaussian NLL")
+                raise ValueError(
+                    f"{names.weight} of shape {wshape} varies along the last axis, which {what} "
+                    f"mixes: weight whole samples instead ({names.sample_weight}, or a "
+                    f"{names.weight} whose last axis is 1)"
+                )
+    if spec.penalty == "gaussian_nll" and spec.transform is None:
+        if var is None:
+            raise ValueError(
+                "penalty='gaussian_nll' without a covariance needs var, the predicted variance"
+            )
+        if not isinstance(var, (int, float)):
+            var_shape(ops.shape(var), shape, names)
+        elif var < 0:
+            raise ValueError("var must be non-negative; it has negative entry/entries")
+    elif var is not None:
+        raise ValueError(
+            "var is the predicted variance of penalty='gaussian_nll' (without a covariance); got "
+            f"penalty={spec.penalty!r}, transform={spec.transform!r}"
+        )
+
+
+def check_structured_values(
+    ops: Ops,
+    spec: LossSpec,
+    pred: Array,
+    target: Array,
+    mask: Array | None,
+    var: Array | float | None,
+    shape: Shape,
+    names: ArgNames,
+) -> None:
+    """Eager value checks (skipped while tracing): a non-negative ``var``; whole samples
+    masked when whitening."""
+    if var is not None and not isinstance(var, (int, float)) and not ops.is_tracing(var):
+        if not ops.all(~(var < 0)):
+            raise ValueError("var must be non-negative; it has negative entry/entries")
+    if spec.transform != "whiten" or not shape or ops.is_tracing(pred):
+        return
+    nan = spec.missing == "nan"
+    if not nan and (mask is None or tuple(ops.shape(mask))[-1:] in ((), (1,))):
+        return  # constant along the last axis by its shape
+    valid = None if mask is None else ops.broadcast_to(mask, shape)
+    if nan:
+        present = ~ops.isnan(target)
+        valid = present if valid is None else ops.logical_and(valid, present)
+    count = ops.sum(ops.to_float(valid, pred), (len(shape) - 1,))
+    if not ops.all(ops.logical_or(count == 0, count == float(shape[-1]))):
+        what = names.mask if not nan else (
+            f"{names.mask} (and the NaN targets of missing='nan')" if mask is not None
+            else f"the NaN targets in {names.target} (missing='nan')")
+        raise ValueError(
+            f"{what} must keep or drop whole samples when whitening along the last axis "
+            "(covariance or scale_tril): a whitened coordinate mixes every output of its sample, "
+            "so a partly observed sample has no whitened residual. Mask whole samples, or use a "
+            "precision (cost) matrix, whose quadratic form is exact on the observed outputs"
+        )
+
+
+def _whole_samples(ops: Ops, valid: Array, shape: Shape, like: Array) -> Array:
+    """A sample is valid when all its outputs are (the eager check rejects partly observed
+    samples; under tracing they are dropped)."""
+    count = ops.sum(ops.to_float(valid, like), (len(shape) - 1,))
+    rows = count == float(shape[-1])
+    return ops.broadcast_to(ops.reshape(rows, shape[:-1] + (1,)), shape)
+
+
+def _structured_penalty(
+    ops: Ops,
+    spec: LossSpec,
+    r: Array,
+    whitening: Whitening | None,
+    var: Array | float | None,
+    valid: Array | None,
+    shape: Shape,
+    names: ArgNames,
+) -> Array:
+    """The elementwise loss with a transform and/or the Gaussian NLL."""
+    t = spec.transform
+    if t == "precision":
+        assert whitening is not None
+        return r * ops.matvec(whitening.matrix, r)  # sum over the last axis: r^T P r
+    z = r
+    if t == "whiten":
+        assert whitening is not None
+        z = _whiten.whiten(ops, whitening, r)
+    if spec.penalty != "gaussian_nll":
+        return penalty(ops, spec, z)
+    if t is None:  # heteroscedastic: 0.5 (log v + r^2 / v), v = max(var, eps)
+        if isinstance(var, (int, float)):
+            v = max(float(var), spec.eps)
+            elem = 0.5 * (math.log(v) + (z * z) / v)
+        else:
+            assert var is not None
+            vs = tuple(ops.shape(var))
+            want = var_shape(vs, shape, names)
+            v = ops.clamp_min_nograd(var if want == vs else ops.reshape(var, want), spec.eps)
+            if valid is not None:  # a masked element's variance never leaks (NaN, 0)
+                v = ops.where(valid, v, 1.0)
+            elem = 0.5 * (ops.log(v) + (z * z) / v)
+    else:  # multivariate: 0.5 |z|^2 + sum_j log L_jj, per element before the event sum
+        assert whitening is not None
+        elem = 0.5 * (z * z) + _whiten.log_scale_diag(ops, whitening)
+    if spec.full:
+        elem = elem + _whiten.LOG_2PI_HALF
+    return elem
+
+
+def _unit_norm(ops: Ops, spec: LossSpec, pred: Array, shape: Shape) -> Array:
+    """lambda * (|pred|^2 - 1)^2 over the last axis, shape ``shape[:-1]``."""
+    dev = ops.sum(pred * pred, (len(shape) - 1,)) - 1.0
+    return spec.unit_norm * (dev * dev)
+
+
+def _event_units(
+    ops: Ops,
+    elem: Array,
+    weight: Array | None,
+    sample_weight: Array | None,
+    valid: Array | None,
+    shape: Shape,
+    names: ArgNames,
+) -> _Weighted:
+    """The multivariate Gaussian NLL's unit, a sample: the last axis is summed (masks and
+    weights act on whole samples)."""
+    ushape = shape[:-1]
+    last = (len(shape) - 1,)
+    loss = ops.sum(elem if valid is None else ops.where(valid, elem, 0.0), last)
+    uvalid = None if valid is None else ops.sum(ops.to_float(valid, elem), last) > 0
+    w = None
+    if weight is not None:
+        wshape = tuple(ops.shape(weight))
+        w = ops.reshape(weight, wshape[:-1]) if wshape else weight
+    if sample_weight is not None:
+        sws = tuple(ops.shape(sample_weight))
+        if len(sws) == len(shape) and shape:
+            if sws[-1] != 1:
+                raise ValueError(
+                    f"{names.sample_weight} of shape {sws} varies along the last axis, but the "
+                    "multivariate Gaussian NLL has one value per sample"
+                )
+            sws = sws[:-1]
+        sw = ops.reshape(sample_weight, leading_shape(names.sample_weight, sws, ushape, "the per-sample loss"))
+        w = sw if w is None else w * sw
+    return _Weighted(loss, w, uvalid, ushape)
 
 
 def _per_sample_stage(
@@ -459,9 +705,10 @@ def check_weight_values(ops: Ops, name: str, w: Array) -> None:
     """Weights must be finite and non-negative (skipped while tracing)."""
     if ops.is_tracing(w):
         return
-    if not ops.all(ops.isfinite(w)):
+    finite, nonnegative = ops.finite_and_nonnegative(w)
+    if not finite:
         raise ValueError(f"{name} must be finite; it contains NaN or inf")
-    if not ops.all(w >= 0):
+    if not nonnegative:
         raise ValueError(f"{name} must be non-negative; it contains negative values")
 
 
@@ -488,10 +735,17 @@ def run(
     mask: Array | None = None,
     names: ArgNames = DEFAULT_NAMES,
     check_values: bool = True,
+    whitening: Whitening | None = None,
+    var: Array | float | None = None,
 ) -> Array:
     """The checks every backend shares, then :func:`evaluate`. Inputs are arrays already
-    converted to the compute dtype by the backend."""
-    check_shapes(ops, spec, pred, target, weight, mask, names)
+    converted to the compute dtype by the backend; ``whitening`` (the transform stage, see
+    :class:`Whitening`) and ``var`` (the Gaussian NLL's variance) are prepared by it too."""
+    shape = check_shapes(ops, spec, pred, target, weight, mask, names)
+    structured = whitening is not None or var is not None or spec.transform is not None \
+        or spec.penalty == "gaussian_nll"
+    if structured:
+        check_structured(ops, spec, shape, weight, whitening, var, names)
     if mask is not None:
         mask = mask_to_bool(ops, names.mask, mask, check_values)
     if check_values:
@@ -499,6 +753,11 @@ def run(
             check_weight_values(ops, names.weight, weight)
         if sample_weight is not None:
             check_weight_values(ops, names.sample_weight, sample_weight)
-    return evaluate(
-        ops, spec, pred, target, weight=weight, sample_weight=sample_weight, mask=mask, names=names
-    )
+        if structured:
+            check_structured_values(ops, spec, pred, target, mask, var, shape, names)
+    if not structured:
+        return evaluate(
+            ops, spec, pred, target, weight=weight, sample_weight=sample_weight, mask=mask, names=names
+        )
+    return evaluate(ops, spec, pred, target, weight=weight, sample_weight=sample_weight, mask=mask,
+                    names=names, whitening=whitening, var=var)

@@ -21,13 +21,14 @@ __all__ = [
     "FINALIZERS",
     "MULTIOUTPUT",
     "MISSING",
+    "TRANSFORMS",
     "LossSpec",
     "PRESETS",
     "preset",
 ]
 
 #: Elementwise penalties rho(r) of the residual r = pred - target.
-PENALTIES = ("square", "abs", "huber", "smooth_l1", "log_cosh", "expectile")
+PENALTIES = ("square", "abs", "huber", "smooth_l1", "log_cosh", "expectile", "gaussian_nll")
 #: Reductions over units (elements, or samples with the per-sample stage on).
 REDUCTIONS = ("none", "sum", "mean", "sum_over_batch_size", "per_sample", "per_output")
 #: Finalizers applied to the reduced value.
@@ -36,8 +37,14 @@ FINALIZERS = ("identity", "sqrt", "nmse", "r2")
 MULTIOUTPUT = ("pooled", "raw_values", "uniform_average", "variance_weighted")
 #: Policies for missing targets.
 MISSING = (None, "nan")
+#: The optional transform stage along the last axis (DESIGN §4): whitening by a covariance
+#: (or its Cholesky factor ``scale_tril``), or the quadratic form of a ``precision`` matrix.
+TRANSFORMS = (None, "whiten", "precision")
 
-_PARAM_OF = {"huber": "delta", "smooth_l1": "beta", "expectile": "tau"}
+#: The parameter fields of each penalty (shown by ``repr`` only for that penalty).
+_PARAMS_OF = {"huber": ("delta",), "smooth_l1": ("beta",), "expectile": ("tau",),
+              "gaussian_nll": ("full", "eps")}
+_PARAM_FIELDS = frozenset(f for fs in _PARAMS_OF.values() for f in fs)
 
 
 def _choices(values: tuple[Any, ...]) -> str:
@@ -92,6 +99,17 @@ class LossSpec:
         finalizer is applied per output, then the outputs are combined).
     missing:
         ``None`` or ``"nan"``: NaN targets are treated as masked.
+    transform:
+        ``None``, ``"whiten"`` (the residual is whitened along the last axis, ``z = L^-1 r``
+        with ``Sigma = L L^T``, before the penalty: generalised least squares; the matrix,
+        ``covariance`` or ``scale_tril``, is an argument of the compiled loss) or
+        ``"precision"`` (the quadratic form ``r^T P r`` of a PSD ``precision`` / cost
+        matrix, with ``penalty="square"`` only). The identity matrix gives the plain loss.
+    unit_norm:
+        lambda >= 0 of the additive unit-norm penalty ``lambda * (|pred|**2 - 1)**2`` on the
+        last axis, added to the loss of every unit of the sample (then weighted, masked and
+        reduced with it: with ``reduction="mean"`` the result is the mean loss plus lambda
+        times the mean penalty).
 
     Examples
     --------
@@ -110,6 +128,10 @@ class LossSpec:
     finalize: str = "identity"
     multioutput: str | tuple[float, ...] = "pooled"
     missing: str | None = None
+    full: bool = False
+    eps: float = 1e-6
+    transform: str | None = None
+    unit_norm: float = 0.0
 
     def __post_init__(self) -> None:
         _check_choice("penalty", self.penalty, PENALTIES)
@@ -127,6 +149,15 @@ class LossSpec:
             raise ValueError(f"per_sample must be a bool, got {self.per_sample!r}")
         _check_choice("finalize", self.finalize, FINALIZERS)
         _check_choice("missing", self.missing, MISSING)
+        if not isinstance(self.full, bool):
+            raise ValueError(f"full must be a bool (gaussian_nll), got {self.full!r}")
+        object.__setattr__(self, "eps", _check_number("eps", self.eps))
+        if self.eps <= 0:
+            raise ValueError(f"eps must be > 0 (gaussian_nll variance clamp), got {self.eps!r}")
+        _check_choice("transform", self.transform, TRANSFORMS)
+        object.__setattr__(self, "unit_norm", _check_number("unit_norm", self.unit_norm))
+        if self.unit_norm < 0:
+            raise ValueError(f"unit_norm must be >= 0 (the penalty's lambda), got {self.unit_norm!r}")
         mo = self.multioutput
         if isinstance(mo, str):
             _check_choice("multioutput", mo, MULTIOUTPUT)
@@ -183,6 +214,42 @@ class LossSpec:
                 "per_sample=True averages the outputs away: it cannot be combined with "
                 f"reduction='per_output' or multioutput={mo!r}"
             )
+        self._check_structured()
+
+    def _check_structured(self) -> None:
+        """The transform stage, the Gaussian likelihoods and the unit-norm penalty."""
+        t, p, f = self.transform, self.penalty, self.finalize
+        if t == "precision" and p != "square":
+            raise ValueError(
+                "transform='precision' is the quadratic form r^T P r and goes with "
+                f"penalty='square' only, got penalty={p!r} (whiten with a covariance or "
+                "scale_tril to use another penalty)"
+            )
+        if t is not None and f in ("nmse", "r2"):
+            raise ValueError(
+                f"finalize={f!r} divides by the variance of the raw targets and cannot be "
+                f"combined with transform={t!r}"
+            )
+        if p == "gaussian_nll" and f != "identity":
+            raise ValueError(f"penalty='gaussian_nll' needs finalize='identity', got finalize={f!r}")
+        if self.event_units:
+            if self.per_sample:
+                raise ValueError(
+                    "the multivariate Gaussian NLL (penalty='gaussian_nll' with "
+                    "transform='whiten') is per sample already (the last axis is the event, "
+                    "summed): per_sample must be False"
+                )
+            if self.per_output_stats:
+                raise ValueError(
+                    "the multivariate Gaussian NLL (penalty='gaussian_nll' with "
+                    "transform='whiten') has one value per sample, no per-output values: "
+                    f"reduction={self.reduction!r} with multioutput={self.multioutput!r} is not "
+                    "defined for it"
+                )
+        if self.unit_norm and f != "identity":
+            raise ValueError(
+                f"unit_norm is an additive penalty and needs finalize='identity', got finalize={f!r}"
+            )
 
     # -- derived, read-only properties ---------------------------------------------------
     @property
@@ -191,6 +258,12 @@ class LossSpec:
         return self.reduction == "per_output" or (
             self.reduction == "mean" and self.multioutput != "pooled"
         )
+
+    @property
+    def event_units(self) -> bool:
+        """Whether a unit is a whole sample, the last axis being one event (the multivariate
+        Gaussian NLL: ``penalty="gaussian_nll"`` with ``transform="whiten"``)."""
+        return self.penalty == "gaussian_nll" and self.transform == "whiten"
 
     # -- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -227,8 +300,7 @@ class LossSpec:
             v = getattr(self, f.name)
             if v == f.default and f.name != "penalty":
                 continue
-            param = _PARAM_OF.get(self.penalty)
-            if f.name in ("delta", "beta", "tau") and f.name != param:
+            if f.name in _PARAM_FIELDS and f.name not in _PARAMS_OF.get(self.penalty, ()):
                 continue
             parts.append(f"{f.name}={v!r}")
         return f"LossSpec({', '.join(parts)})"

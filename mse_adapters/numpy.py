@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _core
-from ._core import ArgNames, Ops
+from . import _core, _whiten
+from ._core import ArgNames, Ops, Whitening
 from ._spec import LossSpec, preset
 
 __all__ = [
@@ -40,6 +40,8 @@ __all__ = [
     "expectile",
     "nmse",
     "r2",
+    "gaussian_nll",
+    "multivariate_gaussian_nll",
     "compile",
     "loss",
     "value_and_grad",
@@ -109,6 +111,21 @@ class NumpyOps(Ops):
 
     def eps(self, like: Any) -> float:
         return float(np.finfo(np.float64).eps)
+
+    def matvec(self, m: Any, x: Any) -> Any:
+        return np.matmul(m, np.asarray(x)[..., None])[..., 0]
+
+    def solve_tril(self, lower: Any, x: Any) -> Any:
+        return _whiten.tril_solve(np.asarray(lower), np.asarray(x)[..., None])[..., 0]
+
+    def log(self, x: Any) -> Any:
+        return np.log(x)
+
+    def diagonal(self, m: Any) -> Any:
+        return np.diagonal(m, axis1=-2, axis2=-1)
+
+    def clamp_min_nograd(self, x: Any, lo: float) -> Any:
+        return np.maximum(x, lo)
 
 
 # ---------------------------------------------------------------------------------------
@@ -252,6 +269,58 @@ class _DualOps(NumpyOps):
         taxis = tuple(range(1, x.t.ndim)) if axis is None else tuple(a + 1 for a in axis)
         return _Dual(np.sum(x.v, axis=axis), np.sum(x.t, axis=taxis))
 
+    # -- the transform stage: d(M x) = dM x + M dx; d(L^-1 x) = L^-1 (dx - dL L^-1 x) --------
+
+    def matvec(self, m: Any, x: Any) -> Any:
+        if not isinstance(m, _Dual) and not isinstance(x, _Dual):
+            return super().matvec(m, x)
+        k = _k(m, x)
+        mv, xv = self._v(m), self._v(x)
+        v = super().matvec(mv, xv)
+        t = np.zeros((k,) + v.shape)
+        if isinstance(x, _Dual):
+            t = t + super().matvec(mv, _batch_tangent(x.t, v.ndim - 1, 1))
+        if isinstance(m, _Dual):
+            t = t + super().matvec(_batch_tangent(m.t, v.ndim - 1, 2), xv)
+        return _Dual(v, t)
+
+    def solve_tril(self, lower: Any, x: Any) -> Any:
+        if not isinstance(lower, _Dual) and not isinstance(x, _Dual):
+            return super().solve_tril(lower, x)
+        k = _k(lower, x)
+        lv, xv = np.tril(self._v(lower)), self._v(x)
+        z = super().solve_tril(lv, xv)
+        rhs = np.zeros((k,) + z.shape)
+        if isinstance(x, _Dual):
+            rhs = rhs + _batch_tangent(x.t, z.ndim - 1, 1)
+        if isinstance(lower, _Dual):
+            rhs = rhs - super().matvec(np.tril(_batch_tangent(lower.t, z.ndim - 1, 2)), z)
+        return _Dual(z, super().solve_tril(lv, rhs))
+
+    def log(self, x: Any) -> Any:
+        if not isinstance(x, _Dual):
+            return np.log(x)
+        return _Dual(np.log(x.v), x.t / x.v)
+
+    def diagonal(self, m: Any) -> Any:
+        if not isinstance(m, _Dual):
+            return super().diagonal(m)
+        return _Dual(super().diagonal(m.v), np.diagonal(m.t, axis1=-2, axis2=-1))
+
+    def clamp_min_nograd(self, x: Any, lo: float) -> Any:
+        if not isinstance(x, _Dual):
+            return np.maximum(x, lo)
+        return _Dual(np.maximum(x.v, lo), x.t)  # the clamp is invisible to the gradient
+
+
+def _batch_tangent(t: Any, nbatch: int, core: int) -> Any:
+    """A tangent ``(K, *batch, *core_shape)`` with its batch axes padded on the left to
+    ``nbatch`` (so that they broadcast against the other operand's from the right)."""
+    have = t.ndim - 1 - core
+    if have >= nbatch:
+        return t
+    return t.reshape((t.shape[0],) + (1,) * (nbatch - have) + t.shape[1:])
+
 
 _OPS = NumpyOps()
 _DUAL_OPS = _DualOps()
@@ -278,6 +347,43 @@ def _as_mask(name: str, x: ArrayLike) -> NDArray[Any]:
     return _as_float64(name, a)
 
 
+def _dtype_eps(x: Any) -> float:
+    dt = np.asarray(x).dtype
+    return float(np.finfo(dt).eps) if dt.kind == "f" else float(np.finfo(np.float64).eps)
+
+
+def _transform(
+    spec: LossSpec,
+    covariance: ArrayLike | None,
+    scale_tril: ArrayLike | None,
+    precision: ArrayLike | None,
+    duals: dict[str, Any] | None = None,
+) -> tuple[LossSpec, Whitening | None]:
+    """The spec with its transform resolved, and the matrix validated and factored on the
+    host in float64 (the reference always whitens by a triangular solve). ``duals`` holds a
+    dual ``scale_tril`` / ``precision`` when differentiating with respect to it."""
+    name, matrix = _whiten.pick_matrix(covariance, scale_tril, precision)
+    spec = _whiten.resolve_spec(spec, name)
+    if name is None:
+        return spec, None
+    a = np.asarray(matrix)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} has dtype {a.dtype}; expected a real numeric array")
+    f = _whiten.host_factor(name, a, _dtype_eps(a))
+    dual = None if duals is None else duals.get(name)
+    if name == "precision":
+        return spec, Whitening("precision", f.precision if dual is None else dual, None, name)
+    if dual is not None:  # differentiate through the factor: solve, log diag from the dual
+        return spec, Whitening("solve", dual, None, name)
+    return spec, Whitening("solve", f.scale_tril, f.log_diag, name)
+
+
+def _var(var: ArrayLike | float | None) -> Any:
+    if var is None or isinstance(var, (int, float)) and not isinstance(var, bool):
+        return None if var is None else float(var)
+    return _as_float64("var", var)
+
+
 def _evaluate(
     spec: LossSpec,
     y_true: ArrayLike,
@@ -286,22 +392,34 @@ def _evaluate(
     weight: ArrayLike | None,
     mask: ArrayLike | None,
     check_values: bool = True,
+    covariance: ArrayLike | None = None,
+    scale_tril: ArrayLike | None = None,
+    precision: ArrayLike | None = None,
+    var: ArrayLike | float | None = None,
 ) -> Result:
     t = _as_float64(NAMES.target, y_true)
     p = _as_float64(NAMES.pred, y_pred)
     w = None if weight is None else _as_float64(NAMES.weight, weight)
     sw = None if sample_weight is None else _as_float64(NAMES.sample_weight, sample_weight)
     m = None if mask is None else _as_mask(NAMES.mask, mask)
-    with np.errstate(invalid="ignore", over="ignore"):
+    spec, whitening = _transform(spec, covariance, scale_tril, precision)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         out = _core.run(_OPS, spec, p, t, weight=w, sample_weight=sw, mask=m, names=NAMES,
-                        check_values=check_values)
+                        check_values=check_values, whitening=whitening, var=_var(var))
     out = np.asarray(out, dtype=np.float64)
     return float(out) if out.ndim == 0 else out
 
 
 def compile(spec: LossSpec) -> Callable[..., Result]:  # noqa: A001 - the package's verb
     """Compile a spec into a NumPy function ``f(y_true, y_pred, *, sample_weight=None,
-    weight=None, mask=None)`` returning a float (or an array for non-scalar reductions).
+    weight=None, mask=None, covariance=None, scale_tril=None, precision=None, var=None)``
+    returning a float (or an array for non-scalar reductions).
+
+    ``covariance`` (SPD, ``(d, d)`` or one per sample ``(..., d, d)``), ``scale_tril`` (its
+    Cholesky factor) or ``precision`` (a PSD cost matrix) act on the last axis (DESIGN §4);
+    giving one sets the spec's ``transform``. A covariance is validated and factored on the
+    host in float64 at each call. ``var`` is the predicted variance of
+    ``penalty="gaussian_nll"``.
 
     >>> from mse_adapters import LossSpec
     >>> f = compile(LossSpec(penalty="abs", reduction="sum"))
@@ -316,8 +434,13 @@ def compile(spec: LossSpec) -> Callable[..., Result]:  # noqa: A001 - the packag
         sample_weight: ArrayLike | None = None,
         weight: ArrayLike | None = None,
         mask: ArrayLike | None = None,
+        covariance: ArrayLike | None = None,
+        scale_tril: ArrayLike | None = None,
+        precision: ArrayLike | None = None,
+        var: ArrayLike | float | None = None,
     ) -> Result:
-        return _evaluate(spec, y_true, y_pred, sample_weight, weight, mask)
+        return _evaluate(spec, y_true, y_pred, sample_weight, weight, mask, True,
+                         covariance, scale_tril, precision, var)
 
     loss_fn.__name__ = "loss"
     loss_fn.spec = spec  # type: ignore[attr-defined]
@@ -332,9 +455,14 @@ def loss(
     sample_weight: ArrayLike | None = None,
     weight: ArrayLike | None = None,
     mask: ArrayLike | None = None,
+    covariance: ArrayLike | None = None,
+    scale_tril: ArrayLike | None = None,
+    precision: ArrayLike | None = None,
+    var: ArrayLike | float | None = None,
 ) -> Result:
     """Evaluate any spec once (``compile(spec)(y_true, y_pred, ...)``)."""
-    return _evaluate(spec, y_true, y_pred, sample_weight, weight, mask)
+    return _evaluate(spec, y_true, y_pred, sample_weight, weight, mask, True,
+                     covariance, scale_tril, precision, var)
 
 
 def value_and_grad(
@@ -345,13 +473,20 @@ def value_and_grad(
     sample_weight: ArrayLike | None = None,
     weight: ArrayLike | None = None,
     mask: ArrayLike | None = None,
+    covariance: ArrayLike | None = None,
+    scale_tril: ArrayLike | None = None,
+    precision: ArrayLike | None = None,
+    var: ArrayLike | float | None = None,
     wrt: Sequence[str] = ("y_pred",),
     cotangent: ArrayLike | None = None,
 ) -> tuple[Result, dict[str, NDArray[np.float64]]]:
     """The loss and its exact gradients, by forward-mode differentiation in float64.
 
     ``wrt`` names the arguments to differentiate: any of ``"y_pred"``, ``"y_true"``,
-    ``"weight"``, ``"sample_weight"``. For a non-scalar loss the gradient is that of
+    ``"weight"``, ``"sample_weight"``, ``"scale_tril"`` (through the triangular solve and
+    the log-determinant; entries above the diagonal get 0), ``"precision"`` and ``"var"``
+    (through the eps clamp as through the identity, as torch). For a non-scalar loss the
+    gradient is that of
     ``sum(loss * cotangent)`` (``cotangent`` defaults to ones). Non-smooth points follow
     the contract: d|x|/dx = 0 at 0, d sqrt(m)/dm = 0 at m = 0.
 
@@ -365,6 +500,9 @@ def value_and_grad(
         "y_pred": _as_float64(NAMES.pred, y_pred),
         "weight": None if weight is None else _as_float64(NAMES.weight, weight),
         "sample_weight": None if sample_weight is None else _as_float64(NAMES.sample_weight, sample_weight),
+        "scale_tril": None if scale_tril is None else _as_float64("scale_tril", scale_tril),
+        "precision": None if precision is None else _as_float64("precision", precision),
+        "var": None if var is None or isinstance(var, (int, float)) else _as_float64("var", var),
     }
     for name in wrt:
         if name not in arrays:
@@ -381,10 +519,13 @@ def value_and_grad(
         duals[name] = _Dual(a, t.reshape((k,) + a.shape))
         offset += a.size
     m = None if mask is None else _as_mask(NAMES.mask, mask)
+    spec, whitening = _transform(spec, covariance, scale_tril, precision,
+                                 {n: duals[n] for n in ("scale_tril", "precision") if n in wrt})
+    v = duals["var"] if duals["var"] is not None else _var(var)
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         out = _core.run(
             _DUAL_OPS, spec, duals["y_pred"], duals["y_true"], weight=duals["weight"],
-            sample_weight=duals["sample_weight"], mask=m, names=NAMES,
+            sample_weight=duals["sample_weight"], mask=m, names=NAMES, whitening=whitening, var=v,
         )
     if not isinstance(out, _Dual):  # the loss does not depend on the inputs (e.g. empty)
         out = _Dual(out, np.zeros((k,) + np.shape(out)))
@@ -432,17 +573,29 @@ def mse(
     missing: str | None = None,
     reduction: str = "mean",
     multioutput: Multioutput = "pooled",
+    covariance: ArrayLike | None = None,
+    scale_tril: ArrayLike | None = None,
+    precision: ArrayLike | None = None,
+    unit_norm: float = 0.0,
 ) -> Result:
     """Mean squared error, mean(w * (y_pred - y_true)**2) / mean(w).
 
     Equal to ``sklearn.metrics.mean_squared_error`` where that is defined ("pooled" and
     "uniform_average" coincide for per-sample weights; pass ``multioutput`` for the others).
+    With a ``covariance`` (or ``scale_tril``) it is the generalised least squares loss, the
+    mean of the squared whitened residuals L^-1 r; with a ``precision`` (cost) matrix P the
+    quadratic form r^T P r summed per sample and divided like the plain MSE (the identity
+    gives the plain MSE); ``unit_norm`` adds ``lambda * (|y_pred|**2 - 1)**2``.
 
     >>> mse([[0.5, 1], [-1, 1], [7, -6]], [[0, 2], [-1, 2], [8, -5]], multioutput=[0.3, 0.7])
     0.825
+    >>> mse([[0.0, 0.0]], [[1.0, 1.0]], covariance=[[4.0, 0.0], [0.0, 1.0]])
+    0.625
     """
-    return _preset_call("mse", y_true, y_pred, sample_weight, weight, mask, missing=missing,
-                        reduction=reduction, multioutput=_mo(multioutput))
+    spec = preset("mse", missing=missing, reduction=reduction, multioutput=_mo(multioutput),
+                  unit_norm=unit_norm)
+    return _evaluate(spec, y_true, y_pred, sample_weight, weight, mask, True, covariance, scale_tril,
+                     precision)
 
 
 def mae(
@@ -566,6 +719,58 @@ def expectile(
     """
     return _preset_call("expectile", y_true, y_pred, sample_weight, weight, mask, tau=tau,
                         missing=missing, reduction=reduction)
+
+
+def gaussian_nll(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    var: ArrayLike | float,
+    *,
+    full: bool = False,
+    eps: float = 1e-6,
+    sample_weight: ArrayLike | None = None,
+    weight: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
+    missing: str | None = None,
+    reduction: str = "mean",
+) -> Result:
+    """Heteroscedastic Gaussian negative log-likelihood with a predicted variance,
+    ``0.5 * (log v + (y_pred - y_true)**2 / v)`` with ``v = max(var, eps)`` (plus
+    ``0.5 * log(2 pi)`` with ``full``), equal to ``torch.nn.GaussianNLLLoss`` (its variance
+    shapes, its eps clamp, its errors), with weights, masks and every reduction.
+
+    >>> round(gaussian_nll([0.0, 0.0], [1.0, 2.0], [1.0, 4.0]), 6)
+    0.846574
+    """
+    spec = LossSpec(penalty="gaussian_nll", full=full, eps=eps, missing=missing, reduction=reduction)
+    return _evaluate(spec, y_true, y_pred, sample_weight, weight, mask, var=var)
+
+
+def multivariate_gaussian_nll(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    *,
+    covariance: ArrayLike | None = None,
+    scale_tril: ArrayLike | None = None,
+    full: bool = True,
+    sample_weight: ArrayLike | None = None,
+    weight: ArrayLike | None = None,
+    mask: ArrayLike | None = None,
+    missing: str | None = None,
+    reduction: str = "mean",
+) -> Result:
+    """Full-covariance Gaussian negative log-likelihood per sample (the last axis is the
+    event): ``0.5 * |L^-1 r|**2 + sum(log diag L) + d/2 log(2 pi)`` with ``Sigma = L L^T``,
+    i.e. ``-scipy.stats.multivariate_normal(y_pred, Sigma).logpdf(y_true)``, reduced over
+    samples (``reduction="none"`` gives one value per sample). ``full=False`` drops the
+    constant.
+
+    >>> round(multivariate_gaussian_nll([[0.0, 0.0]], [[1.0, 0.0]], covariance=[[2.0, 0.0], [0.0, 1.0]]), 6)
+    2.434451
+    """
+    spec = LossSpec(penalty="gaussian_nll", transform="whiten", full=full, missing=missing,
+                    reduction=reduction)
+    return _evaluate(spec, y_true, y_pred, sample_weight, weight, mask, True, covariance, scale_tril)
 
 
 def nmse(

@@ -761,3 +761,32 @@ def run(
         )
     return evaluate(ops, spec, pred, target, weight=weight, sample_weight=sample_weight, mask=mask,
                     names=names, whitening=whitening, var=var)
+
+
+# ---------------------------------------------------------------------------------------
+# Input-type checks every backend shares (no framework is imported to make them).
+# ---------------------------------------------------------------------------------------
+
+_FRAMEWORK_OF_MODULE = {"torch": "torch", "jax": "jax", "jaxlib": "jax", "tensorflow": "tensorflow"}
+
+
+def check_not_foreign(name: str, x: Any, own: str) -> None:
+    """A TypeError if ``x`` is an array of another deep-learning framework than ``own``
+    (``"numpy"``, ``"torch"``, ``"jax"``, or a Keras backend's framework). Converting
+    silently would copy across devices and cut the gradient."""
+    framework = _FRAMEWORK_OF_MODULE.get(type(x).__module__.split(".")[0])
+    if framework is not None and framework != own:
+        raise TypeError(
+            f"{name} is a {framework} array ({type(x).__name__}) but this loss is the {own} "
+            f"backend; convert it explicitly (mixing frameworks would copy it and cut the gradient)"
+        )
+
+
+def check_missing_dtype(spec: LossSpec, names: ArgNames, target_is_float: bool, dtype: str) -> None:
+    """``missing="nan"`` marks missing targets with NaN, which an integer or boolean target
+    cannot hold: that combination is a ValueError rather than a silent no-op."""
+    if spec.missing == "nan" and not target_is_float:
+        raise ValueError(
+            f"missing='nan' marks missing targets with NaN, but {names.target} has dtype {dtype}, "
+            "which cannot hold NaN; pass floating-point targets or a mask"
+        )

@@ -332,6 +332,7 @@ _DUAL_OPS = _DualOps()
 
 
 def _as_float64(name: str, x: ArrayLike) -> NDArray[np.float64]:
+    _core.check_not_foreign(name, x, "numpy")
     a = np.asarray(x)
     if a.dtype.kind == "c":
         raise TypeError(f"{name} has complex dtype {a.dtype}; only real inputs are supported")
@@ -384,6 +385,12 @@ def _var(var: ArrayLike | float | None) -> Any:
     return _as_float64("var", var)
 
 
+def _check_missing(spec: LossSpec, y_true: ArrayLike) -> None:
+    if spec.missing is not None:
+        dt = np.asarray(y_true).dtype
+        _core.check_missing_dtype(spec, NAMES, dt.kind == "f", str(dt))
+
+
 def _evaluate(
     spec: LossSpec,
     y_true: ArrayLike,
@@ -397,6 +404,7 @@ def _evaluate(
     precision: ArrayLike | None = None,
     var: ArrayLike | float | None = None,
 ) -> Result:
+    _check_missing(spec, y_true)
     t = _as_float64(NAMES.target, y_true)
     p = _as_float64(NAMES.pred, y_pred)
     w = None if weight is None else _as_float64(NAMES.weight, weight)

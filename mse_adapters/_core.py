@@ -124,7 +124,7 @@ class Ops(ABC):
         float. A backend whose shapes may be unknown until run time (a TensorFlow graph with
         a ``None`` batch axis) returns it as an array of ``x``'s dtype instead."""
         shape = self.shape(x)
-        return float(math.prod(shape if axes is None else (shape[a] for a in axes)))
+        return float(math.prod(shape if axes is None else [shape[a] for a in axes]))
 
     @abstractmethod
     def constant(self, values: list[float], like: Array) -> Array:

@@ -25,14 +25,15 @@ tensor(0.1250)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import _core
+from . import _core, _torch_fast
 from ._core import ArgNames, Ops
 from ._spec import LossSpec, preset
 
@@ -108,6 +109,13 @@ class TorchOps(Ops):
 
     def all(self, x: Tensor) -> bool:
         return bool(torch.all(x))
+
+    def finite_and_nonnegative(self, x: Tensor) -> tuple[bool, bool]:
+        # one pass (aminmax propagates NaN) and one host sync, no temporary array
+        if x.numel() == 0:
+            return True, True
+        lo, hi = torch.stack(torch.aminmax(x.to(torch.uint8) if x.dtype == torch.bool else x)).tolist()
+        return math.isfinite(lo) and math.isfinite(hi), lo >= 0
 
     def to_float(self, x: Tensor, like: Tensor) -> Tensor:
         return x.to(like.dtype)
@@ -191,23 +199,114 @@ def _combine(a: Tensor | None, b: Tensor | None, op: Any) -> Tensor | None:
     return op(a, b)
 
 
-_NATIVE = {
-    "square": lambda spec: F.mse_loss,
-    "abs": lambda spec: F.l1_loss,
-    "huber": lambda spec: lambda i, t, reduction: F.huber_loss(i, t, reduction=reduction, delta=spec.delta),
-    "smooth_l1": lambda spec: lambda i, t, reduction: F.smooth_l1_loss(i, t, reduction=reduction, beta=spec.beta),
-}
+_FAST_DTYPES = frozenset((torch.float32, torch.float64))
 
 
-def _native_kernel(spec: LossSpec) -> Any:
-    """The fused torch.nn kernel with the same semantics as ``spec`` without weights or
-    masks, or None. Chosen once, at construction."""
-    if spec.per_sample or spec.finalize != "identity" or spec.missing is not None or spec.per_output_stats:
+def _plain_path(spec: LossSpec) -> Callable[[Any, Any], Tensor] | None:
+    """``f(input, target)`` computing ``spec`` with no weights or masks by torch's fused
+    kernel, where the semantics are identical (the spec is a penalty, its parameter and a
+    reduction, nothing else), or None. Everything that does not depend on the input is
+    decided here, once; per call: the type, dtype and shape checks and the empty-batch rule."""
+    plain = LossSpec(penalty=spec.penalty, delta=spec.delta, beta=spec.beta, tau=spec.tau,
+                     reduction=spec.reduction)
+    if spec != plain:
         return None
-    if spec.reduction not in ("none", "sum", "mean", "sum_over_batch_size"):
+    kernel = _torch_fast.plain_kernel(spec.penalty, spec.delta, spec.beta, spec.reduction)
+    if kernel is None:
         return None
-    make = _NATIVE.get(spec.penalty)
-    return None if make is None else make(spec)
+    averages = _torch_fast.REDUCTION_CODE[spec.reduction] == 1
+    fast_dtypes = _FAST_DTYPES
+
+    def plain_loss(input: Any, target: Any) -> Tensor:
+        if not (isinstance(input, Tensor) and isinstance(target, Tensor)
+                and input.dtype == target.dtype and input.dtype in fast_dtypes):
+            input, target, _, _, _ = _prepare(input, target, None, None, None)
+        if input.shape != target.shape:
+            _core.check_same_shape(tuple(input.shape), tuple(target.shape), NAMES)
+        if averages and input.numel() == 0:  # 0, not NaN, with a zero gradient
+            return (input.sum() + target.sum()) * 0.0
+        return kernel(input, target)
+
+    return plain_loss
+
+
+def _square_path(spec: LossSpec) -> bool:
+    """Whether :class:`~mse_adapters._torch_fast.SquareLoss` computes ``spec`` (with any
+    weight, sample weight, mask and missing targets)."""
+    return (
+        spec.reduction in ("sum", "mean", "sum_over_batch_size")
+        and spec.finalize in ("identity", "sqrt")
+        and spec == LossSpec(penalty="square", delta=spec.delta, beta=spec.beta, tau=spec.tau,
+                             reduction=spec.reduction, finalize=spec.finalize, missing=spec.missing)
+    )
+
+
+def _transforming() -> bool:
+    """Under torch.compile, TorchScript tracing or a torch.func transform the general
+    pipeline runs: it is made of plain tensor operations, which those trace and fuse."""
+    return bool(torch.compiler.is_compiling() or torch.jit.is_tracing()
+                or torch._C._are_functorch_transforms_active())
+
+
+class _FastPaths:
+    """The fast paths that apply to one spec, chosen once (at construction)."""
+
+    __slots__ = ("spec", "plain", "square", "general")
+
+    def __init__(self, spec: LossSpec) -> None:
+        self.spec = spec
+        self.plain = _plain_path(spec)
+        self.square = _square_path(spec)
+        # For higher derivatives of the square path: the general pipeline on the same
+        # arguments (missing targets are part of ``valid`` there already).
+        general_spec = spec.replace(missing=None)
+
+        def general(input: Tensor, target: Tensor, weight: Tensor | None, valid: Tensor | None) -> Tensor:
+            return _core.evaluate(_OPS, general_spec, input, target, weight=weight, mask=valid, names=NAMES)
+
+        self.general = general
+
+
+@functools.lru_cache(maxsize=256)
+def _fast_paths(spec: LossSpec) -> _FastPaths:
+    return _FastPaths(spec)
+
+
+def _dispatch(
+    fast: _FastPaths,
+    input: Any,
+    target: Any,
+    weight: Any,
+    sample_weight: Any,
+    mask: Any,
+    check_values: bool,
+) -> Tensor:
+    """``spec`` on the arguments by the fastest path that has its semantics."""
+    spec = fast.spec
+    if fast.plain is not None and weight is None and sample_weight is None and mask is None:
+        return fast.plain(input, target)
+    if not fast.square or _transforming():
+        return loss(spec, input, target, weight=weight, sample_weight=sample_weight, mask=mask,
+                    check_values=check_values)
+    input, target, weight, sample_weight, mask = _prepare(input, target, weight, sample_weight, mask)
+    shape = _core.check_shapes(_OPS, spec, input, target, weight, mask, NAMES)
+    if mask is not None:
+        mask = _core.mask_to_bool(_OPS, NAMES.mask, mask, check_values)
+    if check_values:
+        if weight is not None:
+            _core.check_weight_values(_OPS, NAMES.weight, weight)
+        if sample_weight is not None:
+            _core.check_weight_values(_OPS, NAMES.sample_weight, sample_weight)
+    if sample_weight is not None:
+        lead = _core.leading_shape(NAMES.sample_weight, tuple(sample_weight.shape), shape, NAMES.pred)
+        sample_weight = sample_weight.reshape(lead)
+        weight = sample_weight if weight is None else weight * sample_weight
+    valid = mask
+    if spec.missing == "nan":
+        present = target == target
+        valid = present if valid is None else torch.logical_and(present, valid)
+    return _torch_fast.square_loss(input, target, weight, valid, spec.reduction,
+                                   spec.finalize == "sqrt", fast.general)
 
 
 def loss(
@@ -265,15 +364,20 @@ class Loss(nn.Module):
             mask = _core.mask_to_bool(_OPS, NAMES.mask, torch.as_tensor(mask), check_values)
         self.register_buffer("weight", weight)
         self.register_buffer("mask", mask)
-        self._native = _native_kernel(spec)
+        self._fast = _fast_paths(spec)
 
     @property
     def reduction(self) -> str:
         return self.spec.reduction
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_fast", None)  # closures; rebuilt from the spec
+        return state
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self._native = _native_kernel(self.spec)
+        self._fast = _fast_paths(self.spec)
 
     def forward(
         self,
@@ -284,21 +388,14 @@ class Loss(nn.Module):
         sample_weight: Tensor | None = None,
         mask: Tensor | None = None,
     ) -> Tensor:
+        fast = self._fast
+        if fast.plain is not None and weight is None and sample_weight is None and mask is None:
+            buffers = self._buffers
+            if buffers["weight"] is None and buffers["mask"] is None:
+                return fast.plain(input, target)
         weight = _combine(self.weight, weight, torch.mul)
         mask = _combine(self.mask, mask, torch.logical_and)
-        native = self._native
-        if native is not None and weight is None and sample_weight is None and mask is None:
-            input, target, _, _, _ = _prepare(input, target, None, None, None)
-            if input.shape != target.shape:
-                _core.check_same_shape(tuple(input.shape), tuple(target.shape), NAMES)
-            red = self.spec.reduction
-            if red != "none" and red != "sum":
-                if input.numel() == 0:  # 0, not NaN, with a zero gradient
-                    return (input.sum() + target.sum()) * 0.0
-                red = "mean"
-            return native(input, target, reduction=red)
-        return loss(self.spec, input, target, weight=weight, sample_weight=sample_weight,
-                    mask=mask, check_values=self.check_values)
+        return _dispatch(fast, input, target, weight, sample_weight, mask, self.check_values)
 
     def extra_repr(self) -> str:
         return repr(self.spec)
@@ -427,8 +524,8 @@ class R2Score(Loss):
 
 def _functional(name: str, input: Tensor, target: Tensor, weight: Any, sample_weight: Any,
                 mask: Any, check_values: bool, **fields: Any) -> Tensor:
-    return loss(preset(name, **fields), input, target, weight=weight, sample_weight=sample_weight,
-                mask=mask, check_values=check_values)
+    return _dispatch(_fast_paths(preset(name, **fields)), input, target, weight, sample_weight, mask,
+                     check_values)
 
 
 def mse_loss(input: Tensor, target: Tensor, *, weight: Any = None, sample_weight: Any = None,

@@ -1,0 +1,219 @@
+"""Fast kernels of the torch adapter (DESIGN §6): the general pipeline's semantics at the
+cost of the built-ins. :mod:`mse_adapters.torch` decides, once per spec, which of them
+applies; the conformance suite (``tests/test_torch_fast.py``) proves each equal to the
+general pipeline, value and gradient, for every option it covers.
+
+- :func:`plain_kernel`: no weights, masks or missing targets and a penalty torch has a
+  fused kernel for: that aten kernel, bound to its reduction code at construction.
+- :class:`SquareLoss`: the squared error with any of ``weight``, ``sample_weight``,
+  ``mask`` and ``missing="nan"``, reduced by ``sum``, ``mean`` or ``sum_over_batch_size``,
+  optionally square-rooted (RMSE). A loss is memory-bound and, for large inputs on a CPU,
+  every freshly allocated array costs about as much again in page faults as computing it.
+  So the forward reads each input once and allocates two private arrays, like
+  ``F.mse_loss`` forward+backward does; the backward writes the gradient into one of them
+  (a private array, handed out exactly once).
+
+Masks are applied by a select, never by multiplying by zero (0 * NaN = NaN): the residual's
+bits are AND-ed with the mask widened to all-ones / all-zeros integers of the same width,
+which gives exactly +0.0 where the mask is false, whatever the target holds there. (It is
+the same select as ``torch.where(valid, r, 0)``, whose CPU kernel is several times slower
+on a random mask: it branches per element.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["plain_kernel", "SquareLoss", "square_loss", "REDUCTION_CODE"]
+
+#: aten's reduction codes. ``sum_over_batch_size`` without weights or masks is the mean.
+REDUCTION_CODE = {"none": 0, "mean": 1, "sum_over_batch_size": 1, "sum": 2}
+
+#: The integer type of each float type's width, for the bitwise select.
+_BITS = {torch.float32: torch.int32, torch.float64: torch.int64}
+
+
+def plain_kernel(penalty: str, delta: float, beta: float, reduction: str) -> Callable[[Tensor, Tensor], Tensor] | None:
+    """The fused aten kernel computing ``penalty`` reduced by ``reduction`` on two tensors of
+    the same shape and dtype, with everything but the tensors bound now; None if torch has
+    none. (``F.mse_loss`` and friends cost more than the kernel itself on a small input:
+    they check for overrides in Python and broadcast, which equal shapes make pointless;
+    ``torch._C._nn`` still dispatches ``__torch_function__`` overrides and modes.)"""
+    code: Any = REDUCTION_CODE.get(reduction)  # an int (torch's stubs say str, wrongly)
+    if code is None:
+        return None
+    nn_ = torch._C._nn
+    if penalty == "square":
+        mse = nn_.mse_loss
+        return lambda i, t: mse(i, t, code)
+    if penalty == "abs" or (penalty == "smooth_l1" and beta == 0.0):
+        l1 = nn_.l1_loss
+        return lambda i, t: l1(i, t, code)
+    if penalty == "huber":
+        huber = nn_.huber_loss
+        return lambda i, t: huber(i, t, code, delta)
+    if penalty == "smooth_l1":
+        smooth = nn_.smooth_l1_loss
+        return lambda i, t: smooth(i, t, code, beta)
+    return None
+
+
+def _select(x: Tensor, bits: Tensor | None) -> Tensor:
+    """In place: x where the mask is true, exactly +0.0 elsewhere (``bits`` is -1 / 0)."""
+    if bits is not None:
+        x.view(bits.dtype).bitwise_and_(bits)
+    return x
+
+
+def _mask_bits(valid: Tensor, dtype: torch.dtype) -> Tensor:
+    """The boolean ``valid`` as integers of ``dtype``'s width: -1 (all bits) or 0."""
+    return torch.empty(valid.shape, dtype=_BITS[dtype], device=valid.device).copy_(valid).neg_()
+
+
+def _count(x: Tensor, n: int) -> Tensor:
+    """The number of true elements of ``x`` broadcast to ``n`` elements, as a float."""
+    c = torch.count_nonzero(x)
+    if x.numel() != n:
+        c = c * (n // x.numel()) if x.numel() else c
+    return c
+
+
+class SquareLoss(torch.autograd.Function):
+    """sum(w m r**2) reduced and finalized, with r = input - target, w the (broadcast)
+    weight, m the validity (mask and present targets; masked units contribute nothing to
+    the value, the gradient or the normaliser, whatever their target is).
+
+    ``forward(input, target, weight, valid, reduction, sqrt, general)``: ``input`` and
+    ``target`` have the same shape and floating dtype; ``weight`` (same dtype) and
+    ``valid`` (bool) broadcast to it by trailing rules, or are None; ``reduction`` is
+    ``"sum"``, ``"mean"`` or ``"sum_over_batch_size"``; ``sqrt`` takes the square root
+    (RMSE); ``general(input, target, weight, valid)`` is the general pipeline, used for
+    double backward (``create_graph=True``), so that higher derivatives are the general
+    pipeline's.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        input: Tensor,
+        target: Tensor,
+        weight: Tensor | None,
+        valid: Tensor | None,
+        reduction: str,
+        sqrt: bool,
+        general: Callable[..., Tensor],
+    ) -> Tensor:
+        n = input.numel()
+        bits = None if valid is None else _mask_bits(valid, input.dtype)
+        r = _select(torch.sub(input, target), bits)
+        if weight is None:
+            q = r
+            # r*r into the mask's integer array (no longer needed): no new allocation
+            sq = torch.mul(r, r, out=bits.view(r.dtype)) if bits is not None else r * r
+            s = sq.sum()
+            del sq
+        else:
+            q = torch.mul(r, weight)
+            if bits is not None:
+                _select(q, bits)  # a non-finite weight under the mask must not leak
+            s = r.mul_(q).sum()  # r is w m r**2 now
+        del bits
+
+        if reduction == "sum":
+            den: Tensor | None = None
+        elif weight is not None and reduction == "mean":
+            if valid is None:
+                den = weight.sum() * (n // weight.numel()) if weight.numel() else weight.sum()
+            else:  # sum(w m), computed in r's array (r is not needed any more)
+                wm = _select(r.copy_(weight.expand(input.shape)), _mask_bits(valid, input.dtype))
+                den = wm.sum()
+        elif valid is not None:
+            den = _count(valid, n).to(input.dtype)
+        else:
+            den = torch.tensor(float(n), dtype=input.dtype, device=input.device)
+        del r
+
+        value = s
+        if den is not None:
+            zero = den == 0
+            value = torch.where(zero, 0.0, s / torch.where(zero, 1.0, den))
+        mean = value
+        if sqrt:
+            value = value.sqrt()
+
+        ctx.save_for_backward(input, target, weight, valid, den, mean, value)
+        ctx.scratch = q  # private: becomes the gradient of the first backward
+        ctx.reduction = reduction
+        ctx.sqrt = sqrt
+        ctx.general = general
+        return value
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        input, target, weight, valid, den, mean, value = ctx.saved_tensors
+        need_i, need_t, need_w = ctx.needs_input_grad[:3]
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the general pipeline
+            return (*_general_grads(ctx.general, input, target, weight, valid, grad,
+                                    (need_i, need_t, need_w)), None, None, None, None)
+
+        g = grad
+        if ctx.sqrt:  # d sqrt(m)/dm = 1 / (2 sqrt(m)), taken as 0 at m = 0
+            pos = value > 0
+            g = torch.where(pos, g * 0.5 / torch.where(pos, value, 1.0), 0.0)
+        c = g if den is None else torch.where(den == 0, 0.0, g / torch.where(den == 0, 1.0, den))
+
+        gi = gt = gw = None
+        if need_i or need_t:
+            q = ctx.scratch
+            ctx.scratch = None
+            if q is None:  # a second backward (retain_graph=True): rebuild w m r
+                bits = None if valid is None else _mask_bits(valid, input.dtype)
+                q = _select(torch.sub(input, target), bits)
+                if weight is not None:
+                    q = _select(q.mul_(weight), bits)
+            gi = q.mul_(2.0 * c)
+            if need_t:
+                gt = torch.neg(gi)
+            if not need_i:
+                gi = None
+        if need_w:
+            r = torch.sub(input, target)
+            l_minus = r.mul_(r) if ctx.reduction != "mean" else r.mul_(r).sub_(mean)
+            if valid is not None:
+                l_minus = torch.where(valid, l_minus, 0.0)
+            gw = (l_minus * c).sum_to_size(weight.shape)
+        return gi, gt, gw, None, None, None, None
+
+
+def _general_grads(
+    general: Callable[..., Tensor],
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    valid: Tensor | None,
+    grad: Tensor,
+    needs: tuple[bool, bool, bool],
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """The gradients of the general pipeline, with a graph (for double backward)."""
+    with torch.enable_grad():
+        out = general(input, target, weight, valid)
+        wrt = [x for x, need in zip((input, target, weight), needs) if need and x is not None]
+        got = iter(torch.autograd.grad(out, wrt, grad, create_graph=True, allow_unused=True))
+    return tuple(next(got) if need else None for need in needs)  # type: ignore[return-value]
+
+
+def square_loss(
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    valid: Tensor | None,
+    reduction: str,
+    sqrt: bool,
+    general: Callable[..., Tensor],
+) -> Tensor:
+    """:class:`SquareLoss` applied (see there)."""
+    return SquareLoss.apply(input, target, weight, valid, reduction, sqrt, general)  # type: ignore[no-any-return]

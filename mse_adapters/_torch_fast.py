@@ -112,8 +112,9 @@ class SquareLoss(torch.autograd.Function):
         r = _select(torch.sub(input, target), bits)
         if weight is None:
             q = r
-            # r*r into the mask's integer array (no longer needed): no new allocation
-            sq = torch.mul(r, r, out=bits.view(r.dtype)) if bits is not None else r * r
+            # r*r into the mask's integer array when it is full-size (no longer needed)
+            full = bits is not None and bits.shape == r.shape
+            sq = torch.mul(r, r, out=bits.view(r.dtype)) if full else r * r
             s = sq.sum()
             del sq
         else:

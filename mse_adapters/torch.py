@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from . import _core, _torch_fast
+from . import _torch_whiten as _tw
 from ._core import ArgNames, Ops
 from ._spec import LossSpec, preset
 
@@ -59,6 +60,10 @@ __all__ = [
     "expectile_loss",
     "nmse_loss",
     "r2_score",
+    "GaussianNLLLoss",
+    "MultivariateGaussianNLLLoss",
+    "gaussian_nll_loss",
+    "multivariate_gaussian_nll_loss",
     "TorchOps",
 ]
 
@@ -138,6 +143,30 @@ class TorchOps(Ops):
 
     def eps(self, like: Tensor) -> float:
         return float(torch.finfo(like.dtype).eps)
+
+    # -- the transform stage and the Gaussian likelihoods (DESIGN §4) --------------------
+
+    def matvec(self, m: Tensor, x: Tensor) -> Tensor:
+        if m.ndim == 2:  # one matrix: a single GEMM over every sample
+            return x @ m.mT
+        return torch.matmul(m, x.unsqueeze(-1)).squeeze(-1)
+
+    def solve_tril(self, lower: Tensor, x: Tensor) -> Tensor:
+        if lower.ndim == 2 and x.ndim >= 2:  # z L^T = x row by row: one TRSM, no transposes
+            return torch.linalg.solve_triangular(lower.mT, x, upper=True, left=False)
+        return torch.linalg.solve_triangular(lower, x.unsqueeze(-1), upper=False).squeeze(-1)
+
+    def log(self, x: Tensor) -> Tensor:
+        return torch.log(x)
+
+    def diagonal(self, m: Tensor) -> Tensor:
+        return torch.diagonal(m, dim1=-2, dim2=-1)
+
+    def clamp_min_nograd(self, x: Tensor, lo: float) -> Tensor:
+        x = x.clone()  # exactly torch.nn.GaussianNLLLoss: clamped in place, invisible to autograd
+        with torch.no_grad():
+            x.clamp_(min=lo)
+        return x
 
 
 _OPS = TorchOps()
@@ -318,8 +347,22 @@ def loss(
     sample_weight: Any = None,
     mask: Any = None,
     check_values: bool = True,
+    covariance: Any = None,
+    scale_tril: Any = None,
+    precision: Any = None,
+    var: Any = None,
 ) -> Tensor:
-    """Evaluate ``spec`` on torch tensors (the general pipeline, no fast path)."""
+    """Evaluate ``spec`` on torch tensors (the general pipeline, no fast path).
+
+    ``covariance``, ``scale_tril`` or ``precision`` (one of them; it sets the spec's
+    ``transform``) act on the last axis (DESIGN §4): a constant one is validated and factored
+    on the host in float64 at each call (build a :class:`Loss` to factor it once); one that
+    requires grad is factored in the compute dtype so that its gradient flows. ``var`` is the
+    predicted variance of ``penalty="gaussian_nll"``."""
+    if (covariance is not None or scale_tril is not None or precision is not None or var is not None
+            or _tw.needs_structured(spec)):
+        return _tw.functional_loss(spec, input, target, weight, sample_weight, mask, check_values,
+                                   covariance, scale_tril, precision, var)
     input, target, weight, sample_weight, mask = _prepare(input, target, weight, sample_weight, mask)
     return _core.run(_OPS, spec, input, target, weight=weight, sample_weight=sample_weight,
                      mask=mask, names=NAMES, check_values=check_values)
@@ -332,6 +375,14 @@ class Loss(nn.Module):
     those given at call time (weights multiply, masks are AND-ed). ``check_values=False``
     skips the eager value checks of weights and masks (they sync with the device); they are
     always skipped under ``torch.compile``.
+
+    ``covariance`` (SPD ``(d, d)`` or one per sample ``(..., d, d)``), ``scale_tril`` or
+    ``precision`` (one of them; it sets the spec's ``transform``) act on the last axis
+    (DESIGN §4). A covariance, or a constant ``scale_tril``, is validated and factored once,
+    here, on the host in float64 (buffers ``inv_scale_tril``, ``log_scale_diag``) and applied
+    per call in the input's dtype; an ``nn.Parameter`` ``scale_tril`` is trainable (solved
+    against per call); a precision is the buffer ``precision``. ``forward`` takes ``var``,
+    the predicted variance of ``penalty="gaussian_nll"``.
 
     >>> import torch
     >>> from mse_adapters import LossSpec
@@ -350,10 +401,15 @@ class Loss(nn.Module):
         weight: Tensor | None = None,
         mask: Tensor | None = None,
         check_values: bool = True,
+        covariance: Any = None,
+        scale_tril: Any = None,
+        precision: Any = None,
     ) -> None:
         super().__init__()
         if not isinstance(spec, LossSpec):
             raise TypeError(f"spec must be a LossSpec, got {type(spec).__name__}")
+        spec = _tw.setup_module(self, spec, covariance, scale_tril, precision, check_values)
+        self._structured = _tw.needs_structured(spec)
         self.spec = spec
         self.check_values = bool(check_values)
         if weight is not None:
@@ -387,12 +443,15 @@ class Loss(nn.Module):
         weight: Tensor | None = None,
         sample_weight: Tensor | None = None,
         mask: Tensor | None = None,
+        var: Any = None,
     ) -> Tensor:
         fast = self._fast
         if fast.plain is not None and weight is None and sample_weight is None and mask is None:
             buffers = self._buffers
-            if buffers["weight"] is None and buffers["mask"] is None:
+            if buffers["weight"] is None and buffers["mask"] is None and var is None:
                 return fast.plain(input, target)
+        if self._structured or var is not None:
+            return _tw.module_forward(self, input, target, weight, sample_weight, mask, var)
         weight = _combine(self.weight, weight, torch.mul)
         mask = _combine(self.mask, mask, torch.logical_and)
         return _dispatch(fast, input, target, weight, sample_weight, mask, self.check_values)
@@ -407,9 +466,13 @@ def compile(
     weight: Tensor | None = None,
     mask: Tensor | None = None,
     check_values: bool = True,
+    covariance: Any = None,
+    scale_tril: Any = None,
+    precision: Any = None,
 ) -> Loss:  # noqa: A001
     """Compile a spec into an ``nn.Module`` (a :class:`Loss`)."""
-    return Loss(spec, weight=weight, mask=mask, check_values=check_values)
+    return Loss(spec, weight=weight, mask=mask, check_values=check_values, covariance=covariance,
+                scale_tril=scale_tril, precision=precision)
 
 
 def _kw(weight: Any, mask: Any, check_values: bool) -> dict[str, Any]:
@@ -423,15 +486,25 @@ def _mo(multioutput: Multioutput) -> str | tuple[float, ...]:
 class MSELoss(Loss):
     """Mean squared error; defaults equal ``torch.nn.MSELoss``.
 
+    With a ``covariance`` (or ``scale_tril``) it is the generalised least squares loss, the
+    mean of the squared whitened residuals ``L^-1 r``; with a ``precision`` (cost) matrix P
+    it is the quadratic form ``r^T P r`` per sample, divided like the plain MSE (the
+    identity gives the plain MSE); ``unit_norm`` adds ``lambda * (|input|**2 - 1)**2``.
+
     >>> import torch
     >>> MSELoss()(torch.tensor([2.5, 0.0, 2.0, 8.0]), torch.tensor([3.0, -0.5, 2.0, 7.0]))
     tensor(0.3750)
+    >>> MSELoss(covariance=torch.tensor([[4.0, 0.0], [0.0, 1.0]]))(torch.ones(1, 2), torch.zeros(1, 2))
+    tensor(0.6250)
     """
 
     def __init__(self, reduction: str = "mean", *, missing: str | None = None,
                  weight: Tensor | None = None, mask: Tensor | None = None,
-                 check_values: bool = True) -> None:
-        super().__init__(preset("mse", reduction=reduction, missing=missing), **_kw(weight, mask, check_values))
+                 check_values: bool = True, covariance: Any = None, scale_tril: Any = None,
+                 precision: Any = None, unit_norm: float = 0.0) -> None:
+        super().__init__(preset("mse", reduction=reduction, missing=missing, unit_norm=unit_norm),
+                         **_kw(weight, mask, check_values), covariance=covariance,
+                         scale_tril=scale_tril, precision=precision)
 
 
 class MAELoss(Loss):
@@ -598,3 +671,76 @@ def r2_score(input: Tensor, target: Tensor, *, weight: Any = None, sample_weight
     """Functional :class:`R2Score` (argument order ``(input, target)``, as torch)."""
     return _functional("r2", input, target, weight, sample_weight, mask, check_values,
                        missing=missing, multioutput=_mo(multioutput))
+
+
+# -- Gaussian likelihoods -----------------------------------------------------------------
+
+
+class GaussianNLLLoss(Loss):
+    """Heteroscedastic Gaussian negative log-likelihood with a predicted variance:
+    ``0.5 * (log v + (input - target)**2 / v)`` with ``v = max(var, eps)`` (clamped as torch
+    does, the gradient passing through the clamp), plus ``0.5 * log(2 pi)`` with ``full``.
+    Equal to ``torch.nn.GaussianNLLLoss`` in value and gradient, with its variance shapes
+    (``input``'s shape, ``input``'s shape without the last axis, or one axis of size 1) and
+    its errors; adds weights, masks, missing targets and every reduction.
+
+    >>> import torch
+    >>> GaussianNLLLoss()(torch.tensor([1.0, 2.0]), torch.zeros(2), torch.tensor([1.0, 4.0]))
+    tensor(0.8466)
+    """
+
+    def __init__(self, *, full: bool = False, eps: float = 1e-6, reduction: str = "mean",
+                 missing: str | None = None, weight: Tensor | None = None,
+                 mask: Tensor | None = None, check_values: bool = True) -> None:
+        super().__init__(LossSpec(penalty="gaussian_nll", full=full, eps=eps, reduction=reduction,
+                                  missing=missing), **_kw(weight, mask, check_values))
+
+    def forward(self, input: Tensor, target: Tensor, var: Any = None, *,  # type: ignore[override]
+                weight: Tensor | None = None, sample_weight: Tensor | None = None,
+                mask: Tensor | None = None) -> Tensor:
+        return super().forward(input, target, weight=weight, sample_weight=sample_weight, mask=mask,
+                               var=var)
+
+
+class MultivariateGaussianNLLLoss(Loss):
+    """Full-covariance Gaussian negative log-likelihood, one value per sample (the last axis
+    is the event): ``0.5 * |L^-1 r|**2 + sum(log diag L) + d/2 log(2 pi)`` with
+    ``covariance = L L^T``, i.e. ``-MultivariateNormal(input, scale_tril=L).log_prob(target)``,
+    then reduced over samples (default: the mean). Give a ``covariance`` (factored once, in
+    float64) or a ``scale_tril`` (an ``nn.Parameter`` is learned). ``full=False`` drops the
+    constant.
+
+    >>> import torch
+    >>> f = MultivariateGaussianNLLLoss(covariance=torch.tensor([[2.0, 0.0], [0.0, 1.0]]))
+    >>> f(torch.tensor([[1.0, 0.0]]), torch.zeros(1, 2))
+    tensor(2.4345)
+    """
+
+    def __init__(self, *, covariance: Any = None, scale_tril: Any = None, full: bool = True,
+                 reduction: str = "mean", missing: str | None = None,
+                 weight: Tensor | None = None, mask: Tensor | None = None,
+                 check_values: bool = True) -> None:
+        super().__init__(LossSpec(penalty="gaussian_nll", transform="whiten", full=full,
+                                  reduction=reduction, missing=missing),
+                         **_kw(weight, mask, check_values), covariance=covariance, scale_tril=scale_tril)
+
+
+def gaussian_nll_loss(input: Tensor, target: Tensor, var: Any, *, full: bool = False, eps: float = 1e-6,
+                      reduction: str = "mean", weight: Any = None, sample_weight: Any = None,
+                      mask: Any = None, missing: str | None = None, check_values: bool = True) -> Tensor:
+    """Functional :class:`GaussianNLLLoss` (``torch.nn.functional.gaussian_nll_loss``'s order)."""
+    spec = LossSpec(penalty="gaussian_nll", full=full, eps=eps, reduction=reduction, missing=missing)
+    return loss(spec, input, target, weight=weight, sample_weight=sample_weight, mask=mask,
+                check_values=check_values, var=var)
+
+
+def multivariate_gaussian_nll_loss(input: Tensor, target: Tensor, *, covariance: Any = None,
+                                   scale_tril: Any = None, full: bool = True, reduction: str = "mean",
+                                   weight: Any = None, sample_weight: Any = None, mask: Any = None,
+                                   missing: str | None = None, check_values: bool = True) -> Tensor:
+    """Functional :class:`MultivariateGaussianNLLLoss`. A ``scale_tril`` or ``covariance``
+    that requires grad (e.g. predicted per sample, ``(B, d, d)``) gets its gradient."""
+    spec = LossSpec(penalty="gaussian_nll", transform="whiten", full=full, reduction=reduction,
+                    missing=missing)
+    return loss(spec, input, target, weight=weight, sample_weight=sample_weight, mask=mask,
+                check_values=check_values, covariance=covariance, scale_tril=scale_tril)

@@ -25,6 +25,7 @@ if importlib.util.find_spec("torch") is not None:
     class TorchBackend:
         name = "torch"
         dtypes = ("float64", "float32", "float16", "bfloat16")
+        features = frozenset({"whiten", "precision", "gaussian_nll", "unit_norm"})
 
         def __init__(self, device: str = "cpu") -> None:
             self.device = device
@@ -41,10 +42,19 @@ if importlib.util.find_spec("torch") is not None:
             self, spec: LossSpec, case: Case, dtype: str, wrt: Sequence[str]
         ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
             args = {n: self.tensor(getattr(case, n), dtype, n in wrt)
-                    for n in ("pred", "target", "weight", "sample_weight")}
+                    for n in ("pred", "target", "weight", "sample_weight", "var")}
             mask = None if case.mask is None else torch.tensor(case.mask, device=self.device)
-            out = mt.compile(spec)(args["pred"], args["target"], weight=args["weight"],
-                                   sample_weight=args["sample_weight"], mask=mask)
+            structured: dict[str, Any] = {}
+            for n in ("covariance", "precision"):  # host constants, given in float64
+                if getattr(case, n) is not None:
+                    structured[n] = torch.tensor(getattr(case, n), dtype=torch.float64, device=self.device)
+            if case.scale_tril is not None:  # trainable (an nn.Parameter) when differentiated
+                st = self.tensor(case.scale_tril, dtype, False)
+                args["scale_tril"] = structured["scale_tril"] = (
+                    torch.nn.Parameter(st) if "scale_tril" in wrt else st)
+            out = mt.compile(spec, **structured)(args["pred"], args["target"], weight=args["weight"],
+                                                 sample_weight=args["sample_weight"], mask=mask,
+                                                 var=args["var"])
             ct = 1.0 if case.cotangent is None else torch.tensor(case.cotangent, dtype=out.dtype,
                                                                  device=self.device)
             inputs = [args[n] for n in wrt]

@@ -3,6 +3,7 @@ shapes, plus the named edge cases that break naive code."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterator
 
@@ -161,5 +162,154 @@ def edge_cases() -> Iterator[Case]:
                np.array([[3.0, -0.5], [2.0, 7.0]]))
 
 
+# ---------------------------------------------------------------------------------------
+# The transform stage, the Gaussian likelihoods and the unit-norm penalty (DESIGN §4)
+# ---------------------------------------------------------------------------------------
+
+
+def spd(d: int, cond: float, rng: np.random.Generator) -> np.ndarray:
+    """A random symmetric positive definite matrix with condition number ``cond``."""
+    q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    return (q * np.logspace(0.0, np.log10(cond), d)) @ q.T
+
+
+WHITEN_PENALTIES = ("mse", "mae", "rmse", "huber", "smooth_l1", "log_cosh", "expectile")
+#: Options for whitened cases: masks and missing targets drop whole samples (a partly
+#: observed sample is an error there, tested in tests/test_whitening.py).
+WHITEN_OPTIONS = ("plain", "weight_elem", "weight_output", "sample_weight", "mask_rows",
+                  "missing_rows", "combined_rows", "zero_weights")
+
+
+def _structured_case(name: str, spec: LossSpec, option: str, shape: tuple[int, ...], seed: int,
+                     **structured: object) -> Case:
+    rng = np.random.default_rng(seed + 7)
+    if option in ("mask_rows", "missing_rows", "combined_rows"):
+        case = make_case(name, spec, "plain", shape, seed)
+        rows = rng.uniform(size=shape[:-1] + (1,)) > 0.3
+        rows.reshape(-1)[0] = True
+        target = np.where(rows, case.target, np.nan)
+        kw: dict[str, object] = {}
+        if option == "missing_rows":
+            spec = spec.replace(missing="nan")
+        else:
+            kw["mask"] = np.broadcast_to(rows, shape).copy()
+        if option == "combined_rows":
+            kw["sample_weight"] = rng.uniform(0.5, 3.0, shape[:1])
+            kw["weight"] = rng.uniform(0.5, 2.0, shape[:-1] + (1,)) if spec.event_units or \
+                spec.transform == "precision" else rng.uniform(0.5, 2.0, shape[-1:])
+            gone = rng.uniform(size=shape[:-1] + (1,)) > 0.7
+            target = np.where(gone, np.nan, target)
+            spec = spec.replace(missing="nan")
+        wrt = ("pred", "target") + tuple(k for k in ("weight", "sample_weight") if k in kw)
+        case = dataclasses.replace(case, spec=spec, target=target, wrt=wrt, **kw)  # type: ignore[arg-type]
+    else:
+        case = make_case(name, spec, option, shape, seed)
+    grads = tuple(k for k in ("scale_tril", "var") if structured.pop(f"{k}_grad", False))
+    return dataclasses.replace(case, wrt=case.wrt + grads, **structured)  # type: ignore[arg-type]
+
+
+def structured_cases() -> Iterator[Case]:
+    """Whitening (covariance, batched covariance, trainable scale_tril) with every penalty,
+    reduction and weighting option; precision cost matrices (singular ones, partial masks);
+    the heteroscedastic and multivariate Gaussian NLLs; the unit-norm penalty."""
+    rng = np.random.default_rng(42)
+    d = 3
+    cov = spd(d, 1e2, rng)
+    cov_b = np.stack([spd(d, 10.0 ** (1 + i % 3), rng) for i in range(5)])  # one per sample
+    tril = np.linalg.cholesky(spd(d, 30.0, rng))
+    prec = spd(d, 10.0, rng)
+    a = rng.normal(size=(d, 2))
+    prec_singular = a @ a.T  # rank 2: PSD, singular (an LQR R with a free direction)
+
+    # 1. GLS: every penalty x reduction x per-sample stage x option, covariance (d, d).
+    for pname in WHITEN_PENALTIES:
+        for red, per_sample in itertools.product(REDUCTIONS, (False, True)):
+            spec = _spec_for(PRESET_SPECS[pname].replace(transform="whiten"), red, per_sample)
+            if spec is None:
+                continue
+            for option in WHITEN_OPTIONS:
+                name = f"whiten-{pname}-{red}{'-ps' if per_sample else ''}-{option}"
+                yield _structured_case(name, spec, option, (5, d), 0, covariance=cov)
+            # trainable scale_tril: gradients with respect to the factor
+            name = f"scale_tril-{pname}-{red}{'-ps' if per_sample else ''}"
+            yield _structured_case(name, spec, "sample_weight", (5, d), 1, scale_tril=tril,
+                                   scale_tril_grad=True)
+    for pname in ("mse", "huber"):
+        spec = PRESET_SPECS[pname].replace(transform="whiten")
+        for option in ("plain", "combined_rows"):
+            yield _structured_case(f"whiten-batched-{pname}-{option}", spec, option, (5, d), 2, covariance=cov_b)
+            yield _structured_case(f"scale_tril-batched-{pname}-{option}", spec, option, (5, d), 2,
+                                   scale_tril=np.linalg.cholesky(cov_b), scale_tril_grad=True)
+        yield _structured_case(f"whiten-3d-{pname}", spec.replace(reduction="per_sample"), "plain",
+                               (2, 5, d), 3, covariance=cov_b)
+        yield _structured_case(f"whiten-3d-shared-{pname}", spec, "mask_rows", (2, 4, d), 3, covariance=cov)
+        yield _structured_case(f"whiten-1d-{pname}", spec, "plain", (d,), 4, covariance=cov)
+        yield _structured_case(f"whiten-empty-{pname}", spec, "plain", (0, d), 4, covariance=cov)
+        yield _structured_case(f"scale_tril-const-{pname}", spec, "plain", (5, d), 5, scale_tril=tril)
+
+    # 2. Precision cost matrices (the quadratic form, square penalty only); masks may be
+    # partial: the cost of the observed outputs.
+    for pname in ("mse", "rmse"):
+        for red in REDUCTIONS:
+            spec = _spec_for(PRESET_SPECS[pname].replace(transform="precision"), red, False)
+            if spec is None:
+                continue
+            for option in ("plain", "sample_weight", "sample_weight_col", "mask", "missing", "mask_rows",
+                           "combined_rows", "all_masked"):
+                for pn, p in (("spd", prec), ("singular", prec_singular)):
+                    yield _structured_case(f"precision-{pn}-{pname}-{red}-{option}", spec, option, (5, d), 6,
+                                           precision=p)
+    yield _structured_case("precision-batched", PRESET_SPECS["mse"].replace(transform="precision"),
+                           "mask", (5, d), 6, precision=np.stack([prec, prec_singular] * 2 + [prec]))
+
+    # 3. Heteroscedastic Gaussian NLL (torch.nn.GaussianNLLLoss): variance shapes, the eps clamp.
+    gnll = LossSpec(penalty="gaussian_nll", eps=0.05)  # large enough for half-precision gradients
+    for full, red in itertools.product((False, True), REDUCTIONS):
+        spec = gnll.replace(full=full, reduction=red)
+        for vname, vshape in (("elem", (5, d)), ("sample", (5,)), ("col", (5, 1)), ("row", (1, d))):
+            var = np.random.default_rng(9).uniform(0.2, 3.0, vshape)
+            var.reshape(-1)[-1] = 0.01  # below eps: clamped, the gradient passing through
+            for option in ("plain", "weight_output", "sample_weight", "mask", "missing", "combined"):
+                if vname != "elem" and option not in ("plain", "mask"):
+                    continue
+                yield _structured_case(f"gaussian_nll-{'full-' if full else ''}{red}-{vname}-{option}", spec,
+                                       option, (5, d), 8, var=var, var_grad=True)
+        for ps in (True,):
+            spec_ps = _spec_for(gnll.replace(full=full), red, ps)
+            if spec_ps is not None:
+                yield _structured_case(f"gaussian_nll-{red}-ps", spec_ps, "mask", (5, d), 8,
+                                       var=np.full((5, d), 0.7), var_grad=True)
+
+    # 4. Multivariate Gaussian NLL (-MultivariateNormal.log_prob per sample).
+    mvn = LossSpec(penalty="gaussian_nll", transform="whiten")
+    for full, red in itertools.product((False, True), ("none", "sum", "mean", "sum_over_batch_size",
+                                                        "per_sample")):
+        spec = mvn.replace(full=full, reduction=red)
+        for option in ("plain", "sample_weight", "mask_rows", "missing_rows", "combined_rows"):
+            yield _structured_case(f"mvn-{'full-' if full else ''}{red}-{option}", spec, option, (5, d), 10,
+                                   covariance=cov)
+            yield _structured_case(f"mvn-scale_tril-{'full-' if full else ''}{red}-{option}", spec, option,
+                                   (5, d), 11, scale_tril=tril, scale_tril_grad=True)
+        yield _structured_case(f"mvn-batched-{red}", spec, "plain", (5, d), 12,
+                               scale_tril=np.linalg.cholesky(cov_b), scale_tril_grad=True)
+
+    # 5. The unit-norm penalty, alone and with the transforms.
+    for pname in ("mse", "mae", "huber", "log_cosh"):
+        for red, per_sample in itertools.product(REDUCTIONS, (False, True)):
+            spec = _spec_for(PRESET_SPECS[pname].replace(unit_norm=0.3), red, per_sample)
+            if spec is None:
+                continue
+            for option in ("plain", "weight_output", "sample_weight", "mask", "combined"):
+                yield _structured_case(f"unit_norm-{pname}-{red}{'-ps' if per_sample else ''}-{option}", spec,
+                                       option, (5, d), 13)
+    yield _structured_case("unit_norm-3d", PRESET_SPECS["mse"].replace(unit_norm=1.5), "mask", (2, 3, d), 14)
+    yield _structured_case("unit_norm-whiten", PRESET_SPECS["mse"].replace(unit_norm=0.5, transform="whiten"),
+                           "combined_rows", (5, d), 15, covariance=cov)
+    yield _structured_case("unit_norm-mvn", mvn.replace(unit_norm=0.5, full=True), "sample_weight", (5, d), 15,
+                           scale_tril=tril, scale_tril_grad=True)
+    yield _structured_case("unit_norm-precision", PRESET_SPECS["mse"].replace(unit_norm=0.5, transform="precision"),
+                           "mask", (5, d), 15, precision=prec_singular)
+
+
 def all_cases() -> list[Case]:
-    return [*grid(), *multioutput_cases(), *edge_cases()]
+    return [*grid(), *multioutput_cases(), *edge_cases(), *structured_cases()]

@@ -9,7 +9,11 @@ of objects with
 - ``value_and_grad(spec, case, dtype, wrt) -> (value, {name: grad})``: evaluate the spec
   compiled for that backend on the case's arrays cast to ``dtype``, and return the value and
   the gradient of ``sum(value * case.cotangent)`` with respect to each name in ``wrt``
-  (``"pred"``, ``"target"``, ``"weight"``, ``"sample_weight"``), all as float64 NumPy.
+  (``"pred"``, ``"target"``, ``"weight"``, ``"sample_weight"``, and for the structured
+  cases ``"scale_tril"``, ``"var"``), all as float64 NumPy,
+- ``features`` (optional): the structured options it implements (``"whiten"``,
+  ``"precision"``, ``"gaussian_nll"``, ``"unit_norm"``); a case needing one it lacks is
+  skipped for it.
 
 A backend module whose framework is not installed sets ``BACKENDS = []``. Adding a backend
 is adding one such file: it is discovered by :func:`backends`.
@@ -62,11 +66,49 @@ class Case:
     mask: np.ndarray | None = None
     wrt: tuple[str, ...] = ("pred", "target")
     cotangent: np.ndarray | None = None
+    # The transform stage and the Gaussian likelihoods (DESIGN §4). A covariance and a
+    # precision are host constants, given in float64; a scale_tril (trainable when in
+    # ``wrt``) and a variance are inputs in the backend's dtype.
+    covariance: np.ndarray | None = None
+    scale_tril: np.ndarray | None = None
+    precision: np.ndarray | None = None
+    var: np.ndarray | None = None
 
     def rounded(self, dtype: str) -> Case:
         r = {k: (None if getattr(self, k) is None else round_to(getattr(self, k), dtype))
-             for k in ("pred", "target", "weight", "sample_weight")}
+             for k in ("pred", "target", "weight", "sample_weight", "scale_tril", "var")}
         return dataclasses.replace(self, **r)
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """The structured features this case exercises (empty for the plain cases)."""
+        f = set()
+        if self.covariance is not None or self.scale_tril is not None:
+            f.add("whiten")
+        if self.precision is not None:
+            f.add("precision")
+        if self.spec.penalty == "gaussian_nll":
+            f.add("gaussian_nll")
+        if self.spec.unit_norm:
+            f.add("unit_norm")
+        return frozenset(f)
+
+    @property
+    def cond_scale(self) -> float:
+        """Error amplification of the transform (1 without): the condition number of the
+        factor L (sqrt of the covariance's), or of a precision on its range."""
+        if self.covariance is not None:
+            return float(np.sqrt(np.max(np.linalg.cond(self.covariance))))
+        if self.scale_tril is not None:
+            return float(np.max(np.linalg.cond(self.scale_tril)))
+        if self.precision is not None:
+            ev = np.abs(np.linalg.eigvalsh(self.precision))
+            return float(np.max(ev) / np.min(ev[ev > 1e-12 * np.max(ev)]))
+        return 1.0
+
+    def structured_kwargs(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("covariance", "scale_tril", "precision", "var")
+                if getattr(self, k) is not None}
 
     def __repr__(self) -> str:  # short ids in pytest output
         return self.name
@@ -81,7 +123,8 @@ class Backend(Protocol):
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]: ...
 
 
-_REF_NAMES = {"pred": "y_pred", "target": "y_true", "weight": "weight", "sample_weight": "sample_weight"}
+_REF_NAMES = {"pred": "y_pred", "target": "y_true", "weight": "weight", "sample_weight": "sample_weight",
+              "scale_tril": "scale_tril", "var": "var"}
 
 
 def reference_value_and_grad(case: Case, wrt: Sequence[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -89,6 +132,7 @@ def reference_value_and_grad(case: Case, wrt: Sequence[str]) -> tuple[np.ndarray
     value, grads = reference.value_and_grad(
         case.spec, case.target, case.pred, sample_weight=case.sample_weight, weight=case.weight,
         mask=case.mask, wrt=tuple(_REF_NAMES[n] for n in wrt), cotangent=case.cotangent,
+        **case.structured_kwargs(),
     )
     return np.asarray(value, dtype=np.float64), {n: grads[_REF_NAMES[n]] for n in wrt}
 
@@ -123,12 +167,15 @@ def max_error(got: np.ndarray, ref: np.ndarray) -> float:
     return float(np.max(np.abs(got - ref))) / (scale if scale > 0 else 1.0)
 
 
-def assert_close(got: Any, ref: Any, dtype: str, what: str, floor: float = 0.0) -> float:
+def assert_close(got: Any, ref: Any, dtype: str, what: str, floor: float = 0.0,
+                 rtol_scale: float = 1.0) -> float:
     """|got - ref| <= rtol * max(max|ref|, floor) + atol elementwise. ``floor`` is the
     problem's scale for arrays that are analytically ~0 (a gradient that cancels exactly in
     theory carries rounding noise of the loss's own size). Returns the error relative to
-    that scale (the number the summary reports)."""
+    that scale (the number the summary reports). ``rtol_scale`` widens the tolerance by the
+    problem's condition number (whitened cases)."""
     rtol, atol = TOLERANCE[dtype]
+    rtol *= rtol_scale
     got = np.asarray(got, dtype=np.float64)
     ref = np.asarray(ref, dtype=np.float64)
     rel = max_error(got, ref)
@@ -150,21 +197,28 @@ COUNTS: dict[str, int] = {}
 def check(backend: Backend, case: Case, dtype: str) -> None:
     """Run ``case`` through ``backend`` in ``dtype`` and compare value and gradients with
     the float64 reference evaluated on the same (rounded) inputs."""
+    lacking = case.needs - frozenset(getattr(backend, "features", ()))
+    if lacking:
+        import pytest
+
+        pytest.skip(f"{backend.name} does not implement {sorted(lacking)}")
     rc = case.rounded(dtype)
     wrt = tuple(n for n in case.wrt if getattr(rc, n) is not None)
     if rc.cotangent is None:
         shape = np.shape(reference.loss(rc.spec, rc.target, rc.pred, sample_weight=rc.sample_weight,
-                                        weight=rc.weight, mask=rc.mask))
+                                        weight=rc.weight, mask=rc.mask, **rc.structured_kwargs()))
         if shape:  # a non-scalar loss: a non-uniform cotangent tests every entry's gradient
             ct = 1.0 + 0.25 * np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape) % 3
             rc = dataclasses.replace(rc, cotangent=ct)
     ref_v, ref_g = reference_value_and_grad(rc, wrt)
     got_v, got_g = backend.value_and_grad(case.spec, rc, dtype, wrt)
-    errs = [assert_close(got_v, ref_v, dtype, f"{backend.name} {case.name} value")]
+    cs = rc.cond_scale
+    errs = [assert_close(got_v, ref_v, dtype, f"{backend.name} {case.name} value", rtol_scale=cs)]
     floor = 0.1 * max(1.0, float(np.max(np.abs(ref_v), initial=0.0)))
     for n in wrt:
         errs.append(assert_close(got_g[n], ref_g[n], dtype, f"{backend.name} {case.name} d/d{n}",
-                                 floor))
-    key = (backend.name, dtype)
+                                 floor, rtol_scale=cs))
+    name = backend.name + (" +structured" if case.needs else "")  # reported on a line of its own
+    key = (name, dtype)
     WORST[key] = max(WORST.get(key, 0.0), *errs)
-    COUNTS[backend.name] = COUNTS.get(backend.name, 0) + 1
+    COUNTS[name] = COUNTS.get(name, 0) + 1

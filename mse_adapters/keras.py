@@ -1,0 +1,712 @@
+"""Keras 3 adapter: ``keras.losses.Loss`` classes for ``model.compile``, on every Keras backend.
+
+Written once against ``keras.ops``, so it runs unchanged under ``KERAS_BACKEND=tensorflow``,
+``jax`` and ``torch``. Argument order, names and defaults follow ``keras.losses``:
+``loss(y_true, y_pred, sample_weight=None)``, ``reduction="sum_over_batch_size"``, the loss
+``dtype`` decides the compute dtype, and each sample is first averaged over its last axis (the
+per-sample stage, DESIGN §3 "What is a unit"). With default arguments
+:class:`MeanSquaredError`, :class:`MeanAbsoluteError`, :class:`Huber` and :class:`LogCosh`
+equal their ``keras.losses`` namesakes bit for bit, in value and gradient, for every Keras
+reduction, with and without ``sample_weight``, with Keras masks (``_keras_mask``) and with
+Keras' ``(B,)`` vs ``(B, 1)`` rank alignment: they call the same per-sample functions and
+Keras' own reduction wherever Keras' semantics are the contract's. Everything else runs the
+shared pipeline (``mse_adapters._core``), which the conformance suite checks against the
+float64 reference.
+
+Beyond the built-ins:
+
+- ``weight`` (constructor or call keyword): broadcastable to ``y_pred`` by NumPy (trailing)
+  rules: per element, per output (shape ``(d,)``), visibility maps;
+- ``mask`` (constructor or call keyword): boolean (or 0/1), broadcast like ``weight``;
+  a masked element contributes nothing to the value, the gradient or the normaliser, even
+  where its target is NaN. A Keras mask (``y_pred._keras_mask``, the shape of the per-sample
+  losses) is honoured and combined with it;
+- ``missing="nan"``: NaN targets are masked (mark missing targets in ``y`` itself);
+- ``sample_weight`` of ``y_pred``'s full shape with a last axis longer than 1 weights the
+  elements inside the per-sample stage: per-output weights through
+  ``model.fit(sample_weight=...)``;
+- ``reduction="mean_with_sample_weight"`` is the weighted mean done right: the weights are
+  broadcast to the per-sample losses before they are summed (Keras sums them un-broadcast);
+- RMSE, smooth L1, expectile, NMSE and R^2 presets; ``compile(spec)`` for any
+  :class:`~mse_adapters.LossSpec`;
+- every hyperparameter is in ``get_config`` and the classes are registered with
+  ``keras.saving.register_keras_serializable(package="mse_adapters")``: ``model.save`` and
+  ``keras.models.load_model`` round-trip them without ``custom_objects`` (import
+  ``mse_adapters.keras`` before loading, as for any registered object).
+
+Reductions use Keras' vocabulary: ``"sum_over_batch_size"`` (default) and ``"mean"`` (what
+Keras' built-ins compute: sum(w l) / number of valid samples), ``"mean_with_sample_weight"``
+(sum(w l) / sum(w)), ``"sum"``, ``"none"`` (or ``None``), and the spec's ``"per_sample"``
+and ``"per_output"``. :func:`compile` and :class:`Loss` take a spec and honour it exactly,
+in the spec's vocabulary.
+
+Differences from ``keras.losses``, on purpose (DESIGN §3): an empty batch gives 0, not NaN
+or an unreduced empty array; ``y_true`` and ``y_pred`` whose shapes differ other than by
+Keras' trailing 1 are a ``ValueError`` (Keras broadcasts them silently); a 1-D ``y_pred`` with
+a ``(B,)`` ``sample_weight`` weights its elements (Keras multiplies the one per-sample mean
+by each weight); a ``(B, 1)`` ``sample_weight`` with ``reduction="none"`` gives shape
+``(B,)``, the per-sample losses' shape (Keras gives ``(B, 1)``); d|x|/dx at 0 is 0 on every
+backend (``keras.losses.MeanAbsoluteError`` on JAX gives 1); weights and masks are
+value-checked in eager mode (``check_values=False`` turns that off; it is skipped under
+``tf.function``, ``jax.jit`` and ``torch.compile``); the loss dtype is kept in the config.
+
+>>> import numpy as np
+>>> from mse_adapters.keras import MeanSquaredError
+>>> loss = MeanSquaredError(missing="nan")
+>>> float(loss(np.array([[3.0, np.nan], [2.0, 7.0]]), np.array([[2.5, 0.0], [2.0, 8.0]])))
+0.375
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+from keras.src.backend.common.masking import get_keras_mask
+from keras.src.losses.loss import (
+    reduce_weighted_values,
+    scale_loss_for_distribution,
+    squeeze_or_expand_to_same_rank,
+)
+
+from . import _core
+from ._core import ArgNames, Ops
+from ._spec import LossSpec, preset
+from .numpy import NumpyOps
+
+__all__ = [
+    "Loss",
+    "MeanSquaredError",
+    "MeanAbsoluteError",
+    "RootMeanSquaredError",
+    "Huber",
+    "SmoothL1",
+    "LogCosh",
+    "Expectile",
+    "NormalizedMeanSquaredError",
+    "R2Score",
+    "compile",
+    "KerasOps",
+    "KERAS_REDUCTIONS",
+]
+
+PACKAGE = "mse_adapters"
+NAMES = ArgNames(pred="y_pred", target="y_true")
+Multioutput = str | Sequence[float]
+Array = Any
+
+#: Keras' reduction names (and the spec's extra ones) -> the spec's reduction.
+KERAS_REDUCTIONS: dict[str | None, str] = {
+    "sum_over_batch_size": "sum_over_batch_size",
+    "mean": "sum_over_batch_size",  # Keras' "mean" is its built-ins' sum_over_batch_size
+    "mean_with_sample_weight": "mean",  # the contract's weighted mean
+    "sum": "sum",
+    "none": "none",
+    None: "none",
+    "per_sample": "per_sample",
+    "per_output": "per_output",
+}
+#: The spec's reduction -> Keras' name for it.
+_KERAS_NAME = {
+    "sum_over_batch_size": "sum_over_batch_size",
+    "mean": "mean_with_sample_weight",
+    "sum": "sum",
+    "none": "none",
+    "per_sample": "per_sample",
+    "per_output": "per_output",
+}
+_EPS = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float64": 2.0**-52}
+
+
+def _dtype(x: Array) -> str:
+    return str(keras.backend.standardize_dtype(x.dtype))
+
+
+class KerasOps(Ops):
+    """The pipeline's operations in ``keras.ops``: one implementation for every Keras backend.
+
+    Shapes may hold ``None`` (a ``tf.function`` traced with an unknown batch size): counts,
+    broadcasts and reshapes then use the run-time sizes, read from ``ref`` (the prediction)."""
+
+    name = "keras"
+
+    def __init__(self, ref: Array = None) -> None:
+        self.ref = ref
+
+    def shape(self, x: Array) -> tuple[int, ...]:
+        return tuple(x.shape)
+
+    def is_tracing(self, x: Array) -> bool:
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return not tf.executing_eagerly()
+        if backend == "jax":
+            import jax
+
+            return isinstance(x, jax.core.Tracer)
+        if backend == "torch":
+            import torch
+
+            return bool(torch.compiler.is_compiling())
+        return False  # pragma: no cover - another backend: checks run, or fail loudly
+
+    def where(self, cond: Array, x: Array | float, y: Array | float) -> Array:
+        return ops.where(cond, x, y)
+
+    def abs(self, x: Array) -> Array:
+        # sign(x) * x is |x| exactly, with derivative sign(x): 0 at 0 on every backend
+        # (JAX's own abs has derivative 1 at 0).
+        return ops.sign(x) * x
+
+    def minimum(self, x: Array, c: float) -> Array:
+        # (ops.minimum with a Python float returns float32 for float64 on torch)
+        return ops.where(x < c, x, c)
+
+    def softplus(self, x: Array) -> Array:
+        # Exact in every dtype and backend (torch's softplus switches to the identity above
+        # 20: an error of 2e-9, visible in float64), derivative 1/2 at 0.
+        a = self.abs(x)
+        return 0.5 * (x + a) + ops.log1p(ops.exp(-a))
+
+    def sqrt(self, x: Array) -> Array:
+        return ops.sqrt(x)
+
+    def isnan(self, x: Array) -> Array:
+        return ops.isnan(x)
+
+    def isfinite(self, x: Array) -> Array:
+        return ops.isfinite(x)
+
+    def logical_and(self, a: Array, b: Array) -> Array:
+        return ops.logical_and(a, b)
+
+    def logical_or(self, a: Array, b: Array) -> Array:
+        return ops.logical_or(a, b)
+
+    def is_bool(self, x: Array) -> bool:
+        return _dtype(x) == "bool"
+
+    def all(self, x: Array) -> bool:
+        return bool(ops.convert_to_numpy(ops.all(x)))
+
+    def to_float(self, x: Array, like: Array) -> Array:
+        return ops.cast(x, _dtype(like))
+
+    def _run_time(self, shape: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``shape`` (a prefix of the prediction's) with its unknown sizes read at run time."""
+        ref_shape = tuple(self.ref.shape) if self.ref is not None else ()
+        if tuple(shape) != ref_shape[: len(shape)]:
+            raise ValueError(f"cannot resolve the unknown sizes of shape {shape}")  # pragma: no cover
+        dynamic = ops.shape(self.ref)
+        return tuple(dynamic[i] if s is None else s for i, s in enumerate(shape))
+
+    def reshape(self, x: Array, shape: tuple[int, ...]) -> Array:
+        if None not in shape:
+            return ops.reshape(x, shape)
+        # The pipeline only adds or removes trailing axes of size 1.
+        while len(x.shape) < len(shape):
+            x = ops.expand_dims(x, -1)
+        while len(x.shape) > len(shape):
+            x = ops.squeeze(x, -1)
+        return x
+
+    def broadcast_to(self, x: Array, shape: tuple[int, ...]) -> Array:
+        if tuple(x.shape) == tuple(shape):
+            return x
+        if None in shape:
+            return ops.broadcast_to(x, self._run_time(shape))
+        return ops.broadcast_to(x, shape)
+
+    def sum(self, x: Array, axis: tuple[int, ...] | None = None) -> Array:
+        if axis is not None and not axis:
+            return x
+        return ops.sum(x, axis=axis)
+
+    def count(self, x: Array, axes: tuple[int, ...] | None = None) -> Array | float:
+        shape = tuple(x.shape)
+        axes = tuple(range(len(shape))) if axes is None else axes
+        if all(shape[a] is not None for a in axes):
+            return float(math.prod(shape[a] for a in axes))
+        dynamic = ops.shape(x)
+        n: Any = 1
+        for a in axes:
+            n = n * dynamic[a]
+        return ops.cast(n, _dtype(x))
+
+    def eps(self, like: Array) -> float:
+        return _EPS[_dtype(like)]
+
+    def constant(self, values: list[float], like: Array) -> Array:
+        return ops.convert_to_tensor(np.asarray(values), dtype=_dtype(like))
+
+
+_OPS = KerasOps()
+_NUMPY_OPS = NumpyOps()  # checks of the constructor's weight and mask (NumPy arrays)
+
+
+# ---------------------------------------------------------------------------------------
+# The fast path: Keras' own per-sample functions and reduction, where they are the contract.
+# ---------------------------------------------------------------------------------------
+
+
+def _mean_absolute_error(y_true: Array, y_pred: Array) -> Array:
+    """``keras.losses.mean_absolute_error`` with the contract's d|x|/dx = 0 at 0 on every
+    backend: the same value bits, and the same gradient bits wherever the residual is not 0."""
+    y_pred = ops.convert_to_tensor(y_pred)
+    y_true = ops.convert_to_tensor(y_true, dtype=y_pred.dtype)
+    y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
+    return ops.mean(_OPS.abs(y_true - y_pred), axis=-1)
+
+
+def _keras_per_sample_fn(spec: LossSpec, dtype: str) -> Callable[[Array, Array], Array] | None:
+    """The Keras per-sample function with ``spec``'s semantics in ``dtype``, or None. Chosen
+    once, at construction."""
+    if spec.reduction not in ("none", "sum", "mean", "sum_over_batch_size") or not spec.per_sample:
+        return None
+    if spec != LossSpec(penalty=spec.penalty, delta=spec.delta, reduction=spec.reduction, per_sample=True):
+        return None  # a finalizer, missing targets, a transform, a unit-norm term, ...
+    if not _keras_computes_in(dtype):
+        return None
+    if spec.penalty == "square":
+        return keras.losses.mean_squared_error
+    if spec.penalty == "abs":
+        return _mean_absolute_error
+    if spec.penalty == "huber":
+        return functools.partial(keras.losses.huber, delta=spec.delta)
+    if spec.penalty == "log_cosh" and dtype != "float64":
+        return keras.losses.log_cosh  # (in float64 it subtracts a float32 log(2): 3e-9 off)
+    return None
+
+
+@functools.cache
+def _keras_computes_in(dtype: str) -> bool:
+    """Whether Keras' built-in losses really compute in ``dtype``. Keras 3.15's torch and JAX
+    backends average float64 in float32 (``ops.mean`` and ``divide_no_nan`` promote through
+    its 32-bit ``result_type``). The Keras backend is fixed per process."""
+    if dtype != "float64":
+        return True
+    x = ops.convert_to_tensor(np.array([1.0, 2.0**-40]), dtype=dtype)
+    one = ops.ones((), dtype=dtype)
+    return (_dtype(ops.divide_no_nan(one, one)) == dtype
+            and float(ops.convert_to_numpy(ops.mean(x))) == (1.0 + 2.0**-40) / 2)
+
+
+def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    return len(a) == len(b) and all(x == y for x, y in zip(a, b))
+
+
+def _fast_path_applies(
+    reduction: str, pshape: tuple[Any, ...], tshape: tuple[Any, ...], sw: Array | None, kmask: Array | None
+) -> bool:
+    """Whether Keras' built-in computation equals the contract for these (static) shapes."""
+    if not _same(pshape, tshape) or not pshape or any(s == 0 for s in pshape) or pshape[-1] is None:
+        return False  # a shape error, an empty batch (Keras: NaN) or an unknown sample size
+    units = pshape[:-1]
+    if kmask is not None and not _same(tuple(kmask.shape), units):
+        return False
+    if sw is None:
+        return True
+    s = tuple(sw.shape)
+    if len(s) == len(units) + 1 and s[-1] == 1:
+        s = s[:-1]  # Keras squeezes a trailing 1
+    if _same(s, units):
+        return True
+    # A broadcasting sample weight: Keras sums it un-broadcast ("mean_with_sample_weight"),
+    # misapplies a (B,) weight to a 1-D prediction, and crashes on torch with a mask.
+    return (
+        reduction != "mean_with_sample_weight"
+        and kmask is None
+        and (not s or (len(s) == len(units) and all(a in (1, b) for a, b in zip(s, units))))
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# The loss classes
+# ---------------------------------------------------------------------------------------
+
+
+def _as_array(name: str, x: Any, dtype: Any) -> np.ndarray | None:
+    if x is None:
+        return None
+    _check_input(name, x)
+    a = np.asarray(x if isinstance(x, (list, tuple, np.ndarray, float, int)) else ops.convert_to_numpy(x))
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name} has dtype {a.dtype}; expected a real numeric array")
+    return a if dtype is None else a.astype(dtype)
+
+
+_FRAMEWORK = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(keras.backend.backend(), "numpy")
+
+
+def _input_dtype(x: Any) -> str:
+    dtype = getattr(x, "dtype", None)
+    return str(keras.backend.standardize_dtype(np.asarray(x).dtype if dtype is None else dtype))
+
+
+def _check_input(name: str, x: Any) -> None:
+    """No array of another framework (it would be copied, its gradient cut), no complex dtype."""
+    _core.check_not_foreign(name, x, _FRAMEWORK)
+    dtype = _input_dtype(x)
+    if dtype.startswith("complex"):
+        raise TypeError(f"{name} has complex dtype {dtype}; only real inputs are supported")
+
+
+def _listed(a: np.ndarray | None) -> Any:
+    return None if a is None else a.tolist()
+
+
+def _mo(multioutput: Multioutput) -> str | tuple[float, ...]:
+    return multioutput if isinstance(multioutput, str) else tuple(float(v) for v in multioutput)
+
+
+class _SpecLoss(keras.losses.Loss):
+    """The machinery shared by :class:`Loss` and the presets (not public)."""
+
+    def __init__(
+        self,
+        spec: LossSpec,
+        *,
+        reduction: str | None,
+        name: str | None,
+        dtype: Any,
+        weight: Any,
+        mask: Any,
+        check_values: bool,
+    ) -> None:
+        if not isinstance(spec, LossSpec):
+            raise TypeError(f"spec must be a LossSpec, got {type(spec).__name__}")
+        super().__init__(name=name, reduction="none", dtype=dtype)
+        self.reduction = reduction  # Keras' vocabulary; the spec holds the meaning
+        self.spec = spec
+        self.check_values = bool(check_values)
+        self.weight = _as_array(NAMES.weight, weight, np.float64)
+        if self.weight is not None and self.check_values:
+            _core.check_weight_values(_NUMPY_OPS, NAMES.weight, self.weight)
+        m = _as_array(NAMES.mask, mask, None)
+        self.mask = None if m is None else _core.mask_to_bool(_NUMPY_OPS, NAMES.mask, m, self.check_values)
+        self._keras_fn = (_keras_per_sample_fn(spec, self.dtype)
+                          if self.weight is None and self.mask is None else None)
+        self._keras_reduction = _KERAS_NAME[spec.reduction]
+
+    # -- config ------------------------------------------------------------------------
+    def _base_config(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "dtype": self._dtype_policy.name,
+            "weight": _listed(self.weight),
+            "mask": _listed(self.mask),
+            "check_values": self.check_values,
+        }
+
+    def get_config(self) -> dict[str, Any]:
+        raise NotImplementedError  # pragma: no cover - every public class defines it
+
+    # -- evaluation --------------------------------------------------------------------
+    def __call__(
+        self,
+        y_true: Array,
+        y_pred: Array,
+        sample_weight: Array | None = None,
+        *,
+        weight: Array | None = None,
+        mask: Array | None = None,
+    ) -> Array:
+        """The loss. ``sample_weight`` as in Keras (weights samples; a full-shape weight with
+        a last axis longer than 1 weights elements); ``weight`` and ``mask`` (keywords) as the
+        constructor's, combined with them (weights multiply, masks are AND-ed)."""
+        kmask = get_keras_mask(y_pred)
+        for name, x in ((NAMES.pred, y_pred), (NAMES.target, y_true), (NAMES.weight, weight),
+                        (NAMES.sample_weight, sample_weight), (NAMES.mask, mask)):
+            if x is not None:
+                _check_input(name, x)
+        if self.spec.missing == "nan":
+            target_dtype = _input_dtype(y_true)
+            _core.check_missing_dtype(self.spec, NAMES, "float" in target_dtype, target_dtype)
+        with keras.name_scope(self.name):
+            dtype = self.dtype
+            y_pred = ops.convert_to_tensor(y_pred, dtype=dtype)
+            y_true = ops.convert_to_tensor(y_true, dtype=dtype)
+            y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
+            if sample_weight is not None:
+                sample_weight = ops.convert_to_tensor(sample_weight, dtype=dtype)
+            fn = self._keras_fn
+            if (
+                fn is not None
+                and weight is None
+                and mask is None
+                and _fast_path_applies(self._keras_reduction, tuple(y_pred.shape), tuple(y_true.shape),
+                                       sample_weight, kmask)
+            ):
+                return self._keras(fn, y_true, y_pred, sample_weight, kmask)
+            return self._general(y_true, y_pred, sample_weight, weight, mask, kmask)
+
+    def _keras(self, fn: Callable[[Array, Array], Array], y_true: Array, y_pred: Array,
+               sample_weight: Array | None, kmask: Array | None) -> Array:
+        """Keras' own computation (``LossFunctionWrapper`` and ``reduce_weighted_values``)."""
+        if sample_weight is not None and self.check_values:
+            _core.check_weight_values(_OPS, NAMES.sample_weight, sample_weight)
+        if kmask is not None:
+            kmask = ops.cast(kmask, "bool")
+            # A masked sample's target may be NaN: replace it by the prediction (a residual
+            # of exactly 0, no gradient), so that 0 * NaN never reaches the value or gradient.
+            y_true = ops.where(ops.expand_dims(kmask, -1), y_true, ops.stop_gradient(y_pred))
+            if sample_weight is not None:
+                sample_weight = ops.copy(sample_weight)  # Keras multiplies it in place on torch
+        losses = fn(y_true, y_pred)
+        out = reduce_weighted_values(losses, sample_weight=sample_weight, mask=kmask,
+                                     reduction=self._keras_reduction, dtype=self.dtype)
+        if len(out.shape) > len(losses.shape):  # a (B, 1) sample_weight with reduction "none"
+            out = ops.squeeze(out, -1)
+        return out
+
+    def _general(self, y_true: Array, y_pred: Array, sample_weight: Array | None, weight: Array | None,
+                 mask: Array | None, kmask: Array | None) -> Array:
+        """The shared pipeline, on tensors of the loss dtype."""
+        dtype = self.dtype
+        shape = tuple(y_pred.shape)
+        _core.check_same_shape(shape, tuple(y_true.shape), NAMES)
+        w = None
+        for part in (self.weight, weight):
+            if part is not None:
+                part = ops.convert_to_tensor(part, dtype=dtype)
+                _core.check_trailing(NAMES.weight, tuple(part.shape), shape, NAMES.pred)
+                w = part if w is None else w * part
+        m = None
+        parts = [(NAMES.mask, self.mask), (NAMES.mask, mask)]
+        if kmask is not None:
+            kshape = tuple(kmask.shape)
+            if shape and _same(kshape, shape[:-1]):  # Keras' mask: one entry per sample
+                kmask = ops.expand_dims(kmask, -1)
+            parts.append(("the Keras mask of y_pred (_keras_mask)", kmask))
+        for name, part in parts:
+            if part is not None:
+                part = ops.convert_to_tensor(part)
+                _core.check_trailing(name, tuple(part.shape), shape, NAMES.pred)
+                part = _core.mask_to_bool(_OPS, name, part, self.check_values)
+                m = part if m is None else ops.logical_and(m, part)
+        dynamic = any(s is None for s in shape)
+        out = _core.run(KerasOps(y_pred) if dynamic else _OPS, self.spec, y_pred, y_true, weight=w,
+                        sample_weight=sample_weight, mask=m, names=NAMES, check_values=self.check_values)
+        if self.spec.reduction in ("mean", "sum_over_batch_size"):
+            out = scale_loss_for_distribution(out)  # as Keras' averaging reductions
+        return out
+
+
+if keras.backend.backend() == "tensorflow":
+    import tensorflow as tf
+
+    # Python logic on static shapes only: AutoGraph must leave it alone inside tf.function
+    # (Keras' own modules are exempt by name; this one is not).
+    setattr(_SpecLoss, "__call__", tf.autograph.experimental.do_not_convert(_SpecLoss.__call__))  # noqa: B010
+
+
+def _loss_reduction(reduction: str | None) -> str:
+    if reduction not in KERAS_REDUCTIONS:
+        raise ValueError(
+            f"reduction={reduction!r} is not supported; allowed values: "
+            + ", ".join(repr(k) for k in KERAS_REDUCTIONS)
+        )
+    return KERAS_REDUCTIONS[reduction]
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Loss(_SpecLoss):
+    """A Keras loss compiled from a :class:`~mse_adapters.LossSpec`, honoured exactly (in the
+    spec's vocabulary: ``per_sample`` as given, ``reduction="mean"`` is the weighted mean).
+
+    >>> import numpy as np
+    >>> from mse_adapters import LossSpec
+    >>> f = Loss(LossSpec(penalty="abs", reduction="sum"))
+    >>> float(f(np.array([1.0, 2.0]), np.array([1.5, 0.0])))
+    2.5
+    """
+
+    def __init__(self, spec: LossSpec | dict[str, Any], *, weight: Any = None, mask: Any = None,
+                 check_values: bool = True, name: str | None = None, dtype: Any = None) -> None:
+        if isinstance(spec, dict):
+            spec = LossSpec.from_dict(spec)
+        if not isinstance(spec, LossSpec):
+            raise TypeError(f"spec must be a LossSpec, got {type(spec).__name__}")
+        super().__init__(spec, reduction=_KERAS_NAME[spec.reduction], name=name, dtype=dtype,
+                         weight=weight, mask=mask, check_values=check_values)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"spec": self.spec.to_dict(), **self._base_config()}
+
+
+def compile(spec: LossSpec, *, weight: Any = None, mask: Any = None, check_values: bool = True,
+            name: str | None = None, dtype: Any = None) -> Loss:  # noqa: A001
+    """Compile a spec into a ``keras.losses.Loss`` (a :class:`Loss`)."""
+    return Loss(spec, weight=weight, mask=mask, check_values=check_values, name=name, dtype=dtype)
+
+
+class _Preset(_SpecLoss):
+    """A named loss with Keras' conventions: the per-sample stage on, Keras' reductions."""
+
+    _preset = ""
+
+    def __init__(self, *, reduction: str | None, name: str | None, dtype: Any, weight: Any, mask: Any,
+                 check_values: bool, **fields: Any) -> None:
+        self._fields = dict(fields)
+        try:
+            spec = preset(self._preset, reduction=_loss_reduction(reduction), **fields)
+        except ValueError as e:
+            raise ValueError(
+                f"{e} (reductions named as in the spec: Keras' 'mean_with_sample_weight' is the spec's "
+                "'mean'; Keras' 'mean' and 'sum_over_batch_size' are the spec's 'sum_over_batch_size')"
+            ) from None
+        super().__init__(spec, reduction=reduction, name=name, dtype=dtype, weight=weight, mask=mask,
+                         check_values=check_values)
+
+    def get_config(self) -> dict[str, Any]:
+        fields = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self._fields.items()}
+        return {"reduction": self.reduction, **fields, **self._base_config()}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MeanSquaredError(_Preset):
+    """Mean squared error; with default arguments equal to ``keras.losses.MeanSquaredError``
+    bit for bit.
+
+    ``per_sample=False`` makes every element a unit (``"sum"`` is then the sum of squared
+    errors, not of per-sample means)."""
+
+    _preset = "mse"
+
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "mean_squared_error",
+                 dtype: Any = None, *, per_sample: bool = True, missing: str | None = None,
+                 weight: Any = None, mask: Any = None, check_values: bool = True) -> None:
+        super().__init__(reduction=reduction, name=name, dtype=dtype, weight=weight, mask=mask,
+                         check_values=check_values, per_sample=per_sample, missing=missing)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MeanAbsoluteError(_Preset):
+    """Mean absolute error; with default arguments equal to ``keras.losses.MeanAbsoluteError``
+    (d|r|/dr = 0 at r = 0 on every backend)."""
+
+    _preset = "mae"
+
+    def __init__(self, reduction: str | None = "sum_over_batch_size",
+                 name: str | None = "mean_absolute_error", dtype: Any = None, *, per_sample: bool = True,
+                 missing: str | None = None, weight: Any = None, mask: Any = None,
+                 check_values: bool = True) -> None:
+        super().__init__(reduction=reduction, name=name, dtype=dtype, weight=weight, mask=mask,
+                         check_values=check_values, per_sample=per_sample, missing=missing)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class RootMeanSquaredError(_Preset):
+    """Root mean squared error: the square root of the (averaging) reduction, pooled over every
+    sample (as ``keras.metrics.RootMeanSquaredError`` with ``"mean_with_sample_weight"``).
+    The gradient at a perfect fit is 0, not NaN. ``multioutput`` (scikit-learn's choices)
+    needs ``per_sample=False`` and ``reduction="mean_with_sample_weight"``."""
+
+    _preset = "rmse"
+
+    def __init__(self, reduction: str | None = "sum_over_batch_size",
+                 name: str | None = "root_mean_squared_error", dtype: Any = None, *,
+                 per_sample: bool = True, multioutput: Multioutput = "pooled", missing: str | None = None,
+                 weight: Any = None, mask: Any = None, check_values: bool = True) -> None:
+        super().__init__(reduction=reduction, name=name, dtype=dtype, weight=weight, mask=mask,
+                         check_values=check_values, per_sample=per_sample, multioutput=_mo(multioutput),
+                         missing=missing)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Huber(_Preset):
+    """Huber loss (0.5 r**2 for |r| <= delta, else delta (|r| - delta/2)); with default
+    arguments equal to ``keras.losses.Huber``. ``delta`` survives ``get_config`` (Keras 3.15
+    drops it)."""
+
+    _preset = "huber"
+
+    def __init__(self, delta: float = 1.0, reduction: str | None = "sum_over_batch_size",
+                 name: str | None = "huber_loss", dtype: Any = None, *, per_sample: bool = True,
+                 missing: str | None = None, weight: Any = None, mask: Any = None,
+                 check_values: bool = True) -> None:
+        super().__init__(reduction=reduction, name=name, dtype=dtype, weight=weight, mask=mask,
+                         check_values=check_values, delta=delta, per_sample=per_sample, missing=missing)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SmoothL1(_Preset):
+    """Smooth L1 (0.5 r**2 / beta for |r| < beta, else |r| - beta/2; = Huber / beta)."""
+
+    _preset = "smooth_l1"
+
+    def __init__(self, beta: float = 1.0, reduction: str | None = "sum_over_batch_size",
+                 name: str | None = "smooth_l1", dtype: Any = None, *, per_sample: bool = True,
+                 missing: str | None = None, weight: Any = None, mask: Any = None,
+                 check_values: bool = True) -> None:
+        super().__init__(reduction=reduction, name=name, dtype=dtype, weight=weight, mask=mask,
+                         check_values=check_values, beta=beta, per_sample=per_sample, missing=missing)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class LogCosh(_Preset):
+    """log(cosh(r)), computed stably; with default arguments equal to ``keras.losses.LogCosh``."""
+
+    _preset = "log_cosh"
+
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "log_cosh",
+                 dtype: Any = None, *, per_sample: bool = True, missing: str | None = None,
+                 weight: Any = None, mask: Any = None, check_values: bool = True) -> None:
+        super().__init__(reduction=reduction, name=name, dtype=dtype, weight=weight, mask=mask,
+                         check_values=check_values, per_sample=per_sample, missing=missing)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Expectile(_Preset):
+    """Asymmetric squared error: ``tau * r**2`` where y_pred < y_true (under-prediction),
+    ``(1 - tau) * r**2`` where y_pred > y_true. tau = 0.5 is half the MSE."""
+
+    _preset = "expectile"
+
+    def __init__(self, tau: float = 0.5, reduction: str | None = "sum_over_batch_size",
+                 name: str | None = "expectile", dtype: Any = None, *, per_sample: bool = True,
+                 missing: str | None = None, weight: Any = None, mask: Any = None,
+                 check_values: bool = True) -> None:
+        super().__init__(reduction=reduction, name=name, dtype=dtype, weight=weight, mask=mask,
+                         check_values=check_values, tau=tau, per_sample=per_sample, missing=missing)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class NormalizedMeanSquaredError(_Preset):
+    """Normalised MSE per output (weighted SSE / weighted, centred SST), combined by
+    ``multioutput`` (default ``"uniform_average"``). NMSE = 1 - R^2. It works output by output,
+    so it has no per-sample stage; ``reduction`` is ``"mean_with_sample_weight"`` (the
+    weighted mean) or ``"per_output"`` (one value per output)."""
+
+    _preset = "nmse"
+
+    def __init__(self, multioutput: Multioutput = "uniform_average",
+                 reduction: str | None = "mean_with_sample_weight",
+                 name: str | None = "normalized_mean_squared_error", dtype: Any = None, *,
+                 missing: str | None = None, weight: Any = None, mask: Any = None,
+                 check_values: bool = True) -> None:
+        super().__init__(reduction=reduction, name=name, dtype=dtype, weight=weight, mask=mask,
+                         check_values=check_values, multioutput=_mo(multioutput), missing=missing)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class R2Score(_Preset):
+    """Coefficient of determination (a score: higher is better; minimise ``1 - R2`` with
+    :class:`NormalizedMeanSquaredError`). Equal to ``sklearn.metrics.r2_score`` and stable in
+    float32. ``reduction`` as in :class:`NormalizedMeanSquaredError`."""
+
+    _preset = "r2"
+
+    def __init__(self, multioutput: Multioutput = "uniform_average",
+                 reduction: str | None = "mean_with_sample_weight", name: str | None = "r2_score",
+                 dtype: Any = None, *, missing: str | None = None, weight: Any = None, mask: Any = None,
+                 check_values: bool = True) -> None:
+        super().__init__(reduction=reduction, name=name, dtype=dtype, weight=weight, mask=mask,
+                         check_values=check_values, multioutput=_mo(multioutput), missing=missing)

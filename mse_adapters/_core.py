@@ -449,8 +449,8 @@ def check_structured_values(
     count = ops.sum(ops.to_float(valid, pred), (len(shape) - 1,))
     if not ops.all(ops.logical_or(count == 0, count == float(shape[-1]))):
         what = names.mask if not nan else (
-            f"{names.mask} (and the NaN targets of missing='nan')" if mask is not None
-            else f"the NaN targets in {names.target} (missing='nan')")
+            f"{names.mask} (and the NaN values of {names.target}, missing='nan')" if mask is not None
+            else f"the NaN values of {names.target} (missing='nan')")
         raise ValueError(
             f"{what} must keep or drop whole samples when whitening along the last axis "
             "(covariance or scale_tril): a whitened coordinate mixes every output of its sample, "

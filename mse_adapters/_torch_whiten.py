@@ -35,6 +35,32 @@ if TYPE_CHECKING:  # pragma: no cover
 WHITEN_BY = "inverse"
 
 
+class _State:
+    """A module's transform state (kept in its ``__dict__``: plain Python, not a buffer)."""
+
+    __slots__ = ("kind", "name", "tensor", "cache", "fast")
+
+    def __init__(self, name: str | None, fast: bool) -> None:
+        self.kind: str | None = None  # None | "inverse" | "solve" | "trainable" | "precision"
+        self.name = name
+        self.tensor: Tensor | None = None  # a trainable scale_tril that is not a Parameter
+        self.cache: tuple[Any, Tensor] | None = None  # the constant factor cast to the input
+        self.fast = fast  # the whitened MSE fast path applies
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__ if k != "cache"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
+        self.cache = None
+
+
+def _state(module: Loss) -> _State:
+    st: _State = module.__dict__["_whiten_state"]
+    return st
+
+
 def needs_structured(spec: LossSpec) -> bool:
     """Whether a module with ``spec`` takes the structured path (a transform, or a Gaussian
     likelihood whose variance or factor the plain paths do not know)."""
@@ -125,9 +151,9 @@ def setup_module(module: Loss, spec: LossSpec, covariance: Any, scale_tril: Any,
     trainable ``scale_tril`` parameter) and return the spec with its transform resolved."""
     name, m = _whiten.pick_matrix(covariance, scale_tril, precision)
     spec = _whiten.resolve_spec(spec, name)
-    module._whiten_kind = None
-    module._whiten_name = name
-    module._scale_tril_tensor = None
+    st = _State(name, spec.transform == "whiten" and _plain_whitened(spec) and name is not None
+                and len(tuple(np.shape(m))) == 2)
+    module.__dict__["_whiten_state"] = st
     if name is None:
         return spec
     trainable = isinstance(m, Tensor) and (m.requires_grad or isinstance(m, nn.Parameter))
@@ -141,46 +167,116 @@ def setup_module(module: Loss, spec: LossSpec, covariance: Any, scale_tril: Any,
         if isinstance(m, nn.Parameter):
             module.register_parameter("scale_tril", m)
         else:  # a tensor that requires grad: keep it, so that its gradient flows to it
-            module._scale_tril_tensor = m
-        module._whiten_kind = "trainable"
+            st.tensor = m
+        st.kind = "trainable"
         return spec
     if name == "precision":
         module.register_buffer("precision", torch.as_tensor(f.precision))
-        module._whiten_kind = "precision"
+        st.kind = "precision"
         return spec
     if WHITEN_BY == "inverse":
         module.register_buffer("inv_scale_tril", torch.as_tensor(f.inv_scale_tril))
     else:
         module.register_buffer("scale_tril", torch.as_tensor(f.scale_tril))
     module.register_buffer("log_scale_diag", torch.as_tensor(f.log_diag))
-    module._whiten_kind = WHITEN_BY
+    st.kind = WHITEN_BY
     return spec
 
 
+def _plain_whitened(spec: LossSpec) -> bool:
+    """The GLS loss with nothing else: square penalty, a plain reduction, no finalizer."""
+    return spec == LossSpec(penalty="square", reduction=spec.reduction, transform=spec.transform) and (
+        spec.reduction in ("none", "sum", "mean", "sum_over_batch_size"))
+
+
+def _cast(module: Loss, name: str, like: Tensor) -> Tensor:
+    """A constant buffer in ``like``'s dtype and device, cast once and cached (the cache
+    follows the buffer: moving or loading it invalidates the copy)."""
+    buf = module._buffers[name]
+    assert buf is not None
+    st = _state(module)
+    key = (name, like.dtype, like.device, buf.data_ptr(), buf._version)
+    cache = st.cache
+    if cache is not None and cache[0] == key:
+        return cache[1]
+    t = buf.to(like.device, like.dtype)
+    st.cache = (key, t)
+    return t
+
+
+def _buffer(module: Loss, name: str) -> Tensor:
+    t = module._buffers[name]
+    assert t is not None
+    return t
+
+
+def _trainable(module: Loss) -> Tensor:
+    t = _state(module).tensor
+    if t is None:
+        t = module._parameters["scale_tril"]
+    assert t is not None
+    return t
+
+
+def _fast_forward(module: Loss, input: Any, target: Any) -> Tensor | None:
+    """The whitened MSE with one (d, d) factor and no weights, masks or variance: the
+    residual, one GEMM (or TRSM), the square and the reduction; None where it does not apply."""
+    if not (isinstance(input, Tensor) and isinstance(target, Tensor) and input.dtype == target.dtype
+            and input.dtype in (torch.float32, torch.float64) and input.shape == target.shape
+            and input.ndim >= 1) or torch.compiler.is_compiling():
+        return None
+    kind = _state(module).kind
+    r = input - target
+    if kind == "inverse":
+        m = _cast(module, "inv_scale_tril", input)
+        if m.shape[-1] != r.shape[-1]:
+            return None  # the general path raises the shape error
+        z = r @ m.mT
+    else:
+        lower = _trainable(module) if kind == "trainable" else _cast(module, "scale_tril", input)
+        lower = lower.to(input.dtype)
+        if lower.shape[-1] != r.shape[-1] or r.ndim < 2:
+            return None
+        z = torch.linalg.solve_triangular(lower.mT, r, upper=True, left=False)
+    sq = z * z
+    red = module.spec.reduction
+    if red == "none":
+        return sq
+    if red == "sum":
+        return sq.sum()
+    if sq.numel() == 0:
+        return sq.sum() * 0.0
+    return sq.mean()
+
+
 def module_whitening(module: Loss, like: Tensor) -> Whitening | None:
-    kind, name = module._whiten_kind, module._whiten_name
+    st = _state(module)
+    kind, name = st.kind, st.name or "covariance"
     if kind is None:
         return None
     dt, dev = like.dtype, like.device
     if kind == "trainable":
-        lower = module._scale_tril_tensor
-        if lower is None:
-            lower = module.scale_tril
-        return Whitening("solve", lower.to(dt), None, name)
+        return Whitening("solve", _trainable(module).to(dt), None, name)
     if kind == "precision":
-        return Whitening("precision", module.precision.to(dev, dt), None, name)
-    matrix = module.inv_scale_tril if kind == "inverse" else module.scale_tril
-    return Whitening(kind, matrix.to(dev, dt), module.log_scale_diag.to(dev, dt), name)
+        return Whitening("precision", _buffer(module, "precision").to(dev, dt), None, name)
+    matrix = _cast(module, "inv_scale_tril" if kind == "inverse" else "scale_tril", like)
+    return Whitening(kind, matrix, _buffer(module, "log_scale_diag").to(dev, dt), name)
 
 
 def module_forward(module: Loss, input: Any, target: Any, weight: Any, sample_weight: Any,
                    mask: Any, var: Any) -> Tensor:
     from . import torch as mt
 
-    if module.weight is not None:
-        weight = module.weight if weight is None else module.weight * weight
-    if module.mask is not None:
-        mask = module.mask if mask is None else torch.logical_and(module.mask, mask)
+    if _state(module).fast and weight is None and sample_weight is None and mask is None and var is None \
+            and module._buffers["weight"] is None and module._buffers["mask"] is None:
+        out = _fast_forward(module, input, target)
+        if out is not None:
+            return out
+    mw, mm = module._buffers["weight"], module._buffers["mask"]
+    if mw is not None:
+        weight = mw if weight is None else mw * weight
+    if mm is not None:
+        mask = mm if mask is None else torch.logical_and(mm, mask)
     input, target, weight, sample_weight, mask = mt._prepare(input, target, weight, sample_weight, mask)
     return _core.run(mt._OPS, module.spec, input, target, weight=weight, sample_weight=sample_weight,
                      mask=mask, names=mt.NAMES, check_values=module.check_values,

@@ -313,6 +313,8 @@ def _fast_path_applies(
         return False
     if sw is None:
         return True
+    if not units and reduction == "mean_with_sample_weight":
+        return False  # Keras returns a scalar loss times the weight, not divided by it
     s = tuple(sw.shape)
     if len(s) == len(units) + 1 and s[-1] == 1:
         s = s[:-1]  # Keras squeezes a trailing 1

@@ -56,6 +56,11 @@ if importlib.util.find_spec("keras") is not None:
     def _is_bf16(x: Any) -> bool:
         return keras.backend.standardize_dtype(x.dtype) == "bfloat16"
 
+    def _ct(cotangent: Any, out: Any) -> np.ndarray:
+        """The cotangent in ``out``'s shape (same size; Keras' (B, 1) vs our (B,)) and dtype."""
+        ct = np.reshape(np.asarray(cotangent, dtype=np.float64), tuple(out.shape))
+        return ct.astype(keras.backend.standardize_dtype(out.dtype).replace("bfloat16", "float32"))
+
     def value_and_grad(
         fn: Callable[..., Any], inputs: dict[str, Any], wrt: Sequence[str], cotangent: Any = None
     ) -> tuple[Any, dict[str, Any]]:
@@ -70,7 +75,7 @@ if importlib.util.find_spec("keras") is not None:
                 for n in wrt:
                     tape.watch(inputs[n])
                 out = fn(**inputs)
-                total = out if cotangent is None else tf.reduce_sum(out * tf.cast(cotangent, out.dtype))
+                total = out if cotangent is None else tf.reduce_sum(out * _ct(cotangent, out))
             grads = tape.gradient(total, [inputs[n] for n in wrt],
                                   unconnected_gradients=tf.UnconnectedGradients.ZERO)
             return out, dict(zip(wrt, grads))
@@ -82,14 +87,14 @@ if importlib.util.find_spec("keras") is not None:
                 return fn(**{**inputs, **dict(zip(wrt, xs))})
 
             out, pullback = jax.vjp(f, *(inputs[n] for n in wrt))
-            ct = jnp.ones_like(out) if cotangent is None else jnp.asarray(cotangent, out.dtype)
+            ct = jnp.ones_like(out) if cotangent is None else jnp.asarray(_ct(cotangent, out))
             return out, dict(zip(wrt, pullback(ct)))
         if BACKEND == "torch":
             import torch
 
             leaves = {n: inputs[n].detach().clone().requires_grad_(True) for n in wrt}
             out = fn(**{**inputs, **leaves})
-            total = out.sum() if cotangent is None else (out * torch.as_tensor(cotangent, dtype=out.dtype)).sum()
+            total = out.sum() if cotangent is None else (out * torch.as_tensor(_ct(cotangent, out))).sum()
             grads = torch.autograd.grad(total, [leaves[n] for n in wrt], allow_unused=True) if wrt else ()
             return out.detach(), {n: torch.zeros_like(leaves[n]) if g is None else g
                                   for n, g in zip(wrt, grads)}

@@ -107,36 +107,21 @@ class SquareLoss(torch.autograd.Function):
         sqrt: bool,
         general: Callable[..., Tensor],
     ) -> Tensor:
-        n = input.numel()
-        bits = None if valid is None else _mask_bits(valid, input.dtype)
-        r = _select(torch.sub(input, target), bits)
-        if weight is None:
-            q = r
-            # r*r into the mask's integer array when it is full-size (no longer needed)
-            full = bits is not None and bits.shape == r.shape
-            sq = torch.mul(r, r, out=bits.view(r.dtype)) if full else r * r
-            s = sq.sum()
-            del sq
-        else:
-            q = torch.mul(r, weight)
-            if bits is not None:
-                _select(q, bits)  # a non-finite weight under the mask must not leak
-            s = r.mul_(q).sum()  # r is w m r**2 now
-        del bits
-
+        # Under torch.compile the same computation in functional form: the compiler fuses
+        # it (one pass forward, one backward, the mask read once) and owns the buffers.
+        traced = torch.compiler.is_compiling()
+        weight_sum = weight is not None and reduction == "mean"
+        terms = _terms_traced if traced else _terms_eager
+        s, q, wsum = terms(input, target, weight, valid, weight_sum)
+        den: Tensor | None
         if reduction == "sum":
-            den: Tensor | None = None
-        elif weight is not None and reduction == "mean":
-            if valid is None:
-                den = weight.sum() * (n // weight.numel()) if weight.numel() else weight.sum()
-            else:  # sum(w m), computed in r's array (r is not needed any more)
-                wm = _select(r.copy_(weight.expand(input.shape)), _mask_bits(valid, input.dtype))
-                den = wm.sum()
+            den = None
+        elif weight_sum:
+            den = wsum
         elif valid is not None:
-            den = _count(valid, n).to(input.dtype)
+            den = _count(valid, input.numel()).to(input.dtype)
         else:
-            den = torch.tensor(float(n), dtype=input.dtype, device=input.device)
-        del r
+            den = input.new_full((), float(input.numel()))
 
         value = s
         if den is not None:
@@ -146,18 +131,23 @@ class SquareLoss(torch.autograd.Function):
         if sqrt:
             value = value.sqrt()
 
-        ctx.save_for_backward(input, target, weight, valid, den, mean, value)
-        ctx.scratch = q  # private: becomes the gradient of the first backward
+        if traced:
+            ctx.save_for_backward(input, target, weight, valid, den, mean, value, q)
+        else:
+            ctx.save_for_backward(input, target, weight, valid, den, mean, value)
+            ctx.scratch = q  # private: becomes the gradient of the first backward
+            ctx.general = general
+        ctx.traced = traced
         ctx.reduction = reduction
         ctx.sqrt = sqrt
-        ctx.general = general
         return value
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        input, target, weight, valid, den, mean, value = ctx.saved_tensors
+        input, target, weight, valid, den, mean, value, *saved_q = ctx.saved_tensors
         need_i, need_t, need_w = ctx.needs_input_grad[:3]
-        if torch.is_grad_enabled():  # create_graph=True: differentiate the general pipeline
+        if not ctx.traced and torch.is_grad_enabled():
+            # create_graph=True: differentiate the general pipeline (higher derivatives)
             return (*_general_grads(ctx.general, input, target, weight, valid, grad,
                                     (need_i, need_t, need_w)), None, None, None, None)
 
@@ -169,25 +159,68 @@ class SquareLoss(torch.autograd.Function):
 
         gi = gt = gw = None
         if need_i or need_t:
-            q = ctx.scratch
-            ctx.scratch = None
-            if q is None:  # a second backward (retain_graph=True): rebuild w m r
-                bits = None if valid is None else _mask_bits(valid, input.dtype)
-                q = _select(torch.sub(input, target), bits)
-                if weight is not None:
-                    q = _select(q.mul_(weight), bits)
-            gi = q.mul_(2.0 * c)
+            if ctx.traced:
+                gi = saved_q[0] * (2.0 * c)
+            else:
+                q = ctx.scratch
+                ctx.scratch = None
+                if q is None:  # a second backward (retain_graph=True): rebuild w m r
+                    _, q, _ = _terms_eager(input, target, weight, valid, False)
+                gi = q.mul_(2.0 * c)
             if need_t:
                 gt = torch.neg(gi)
             if not need_i:
                 gi = None
         if need_w:
-            r = torch.sub(input, target)
-            l_minus = r.mul_(r) if ctx.reduction != "mean" else r.mul_(r).sub_(mean)
+            r = input - target
+            l_minus = r * r if ctx.reduction != "mean" else r * r - mean
             if valid is not None:
                 l_minus = torch.where(valid, l_minus, 0.0)
             gw = (l_minus * c).sum_to_size(weight.shape)
         return gi, gt, gw, None, None, None, None
+
+
+def _terms_eager(
+    input: Tensor, target: Tensor, weight: Tensor | None, valid: Tensor | None, weight_sum: bool
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """(sum(w m r**2), w m r, sum(w m) if ``weight_sum``) in two fresh arrays, the second
+    of which (w m r) is returned: the first backward turns it into the gradient."""
+    bits = None if valid is None else _mask_bits(valid, input.dtype)
+    r = _select(torch.sub(input, target), bits)
+    if weight is None:
+        # r*r into the mask's integer array when it is full-size (no longer needed)
+        full = bits is not None and bits.shape == r.shape
+        s = (torch.mul(r, r, out=bits.view(r.dtype)) if full else r * r).sum()
+        return s, r, None
+    q = _select(torch.mul(r, weight), bits)  # a non-finite weight under the mask must not leak
+    s = r.mul_(q).sum()  # r's array holds w m r**2 now
+    wsum = None
+    if weight_sum:
+        if valid is None:
+            n, k = input.numel(), weight.numel()
+            wsum = weight.sum() * (n // k) if k else weight.sum()
+        else:  # sum(w m), in r's array (r is not needed any more)
+            wsum = _select(r.copy_(weight.expand(input.shape)), bits).sum()
+    return s, q, wsum
+
+
+def _terms_traced(
+    input: Tensor, target: Tensor, weight: Tensor | None, valid: Tensor | None, weight_sum: bool
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """:func:`_terms_eager` in functional form, for a compiler to fuse."""
+    r = input - target
+    if valid is not None:
+        r = torch.where(valid, r, 0.0)
+    if weight is None:
+        return (r * r).sum(), r, None
+    q = r * weight
+    if valid is not None:
+        q = torch.where(valid, q, 0.0)
+    wsum = None
+    if weight_sum:
+        wb = weight.expand(input.shape)
+        wsum = (wb if valid is None else torch.where(valid, wb, 0.0)).sum()
+    return (q * r).sum(), q, wsum
 
 
 def _general_grads(

@@ -271,10 +271,12 @@ def _square_path(spec: LossSpec) -> bool:
 
 
 def _transforming() -> bool:
-    """Under torch.compile, TorchScript tracing or a torch.func transform the general
-    pipeline runs: it is made of plain tensor operations, which those trace and fuse."""
-    return bool(torch.compiler.is_compiling() or torch.jit.is_tracing()
-                or torch._C._are_functorch_transforms_active())
+    """Under TorchScript tracing or a torch.func transform the general pipeline runs: it is
+    made of plain tensor operations, which those trace. (torch.compile traces the square
+    path's autograd.Function, which has a functional form for it.)"""
+    if torch.compiler.is_compiling():
+        return False
+    return bool(torch.jit.is_tracing() or torch._C._are_functorch_transforms_active())
 
 
 class _FastPaths:

@@ -285,17 +285,25 @@ def _keras_per_sample_fn(spec: LossSpec, dtype: str) -> Callable[[Array, Array],
     return None
 
 
-@functools.cache
+_COMPUTES_IN: dict[str, bool] = {}
+
+
 def _keras_computes_in(dtype: str) -> bool:
     """Whether Keras' built-in losses really compute in ``dtype``. Keras 3.15's torch and JAX
     backends average float64 in float32 (``ops.mean`` and ``divide_no_nan`` promote through
-    its 32-bit ``result_type``). The Keras backend is fixed per process."""
+    its 32-bit ``result_type``). Probed once per dtype (the Keras backend is fixed per
+    process); a probe that cannot run (a loss built inside a graph) answers no, not cached."""
     if dtype != "float64":
         return True
-    x = ops.convert_to_tensor(np.array([1.0, 2.0**-40]), dtype=dtype)
-    one = ops.ones((), dtype=dtype)
-    return (_dtype(ops.divide_no_nan(one, one)) == dtype
-            and float(ops.convert_to_numpy(ops.mean(x))) == (1.0 + 2.0**-40) / 2)
+    if dtype not in _COMPUTES_IN:
+        try:
+            x = ops.convert_to_tensor(np.array([1.0, 2.0**-40]), dtype=dtype)
+            one = ops.ones((), dtype=dtype)
+            _COMPUTES_IN[dtype] = (_dtype(ops.divide_no_nan(one, one)) == dtype
+                                   and float(ops.convert_to_numpy(ops.mean(x))) == (1.0 + 2.0**-40) / 2)
+        except Exception:  # noqa: BLE001 - symbolic tensors: take the general path this time
+            return False
+    return _COMPUTES_IN[dtype]
 
 
 def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:

@@ -1,0 +1,211 @@
+"""Every class in ``model.compile`` / ``fit(sample_weight=...)`` / ``evaluate`` and in a custom
+training step, and saved and reloaded: ``get_config``/``from_config``, Keras' serialization,
+and ``model.save("m.keras")`` + ``keras.models.load_model`` without ``custom_objects``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mse_adapters import LossSpec, preset
+
+from .common import BACKEND, KCase, keras, keras_run, mk, reference
+
+D = 3
+
+
+def _losses() -> dict[str, object]:
+    """One instance of every class, with hyperparameters away from their defaults."""
+    return {
+        "MeanSquaredError": mk.MeanSquaredError(reduction="sum", missing="nan"),
+        "MeanAbsoluteError": mk.MeanAbsoluteError(per_sample=False, reduction="mean_with_sample_weight"),
+        "RootMeanSquaredError": mk.RootMeanSquaredError(missing="nan"),
+        "Huber": mk.Huber(delta=0.1, weight=[1.0, 0.5, 2.0]),
+        "SmoothL1": mk.SmoothL1(beta=0.3, reduction="mean"),
+        "LogCosh": mk.LogCosh(mask=[True, False, True], name="masked_log_cosh"),
+        "Expectile": mk.Expectile(tau=0.8, check_values=False),
+        "NormalizedMeanSquaredError": mk.NormalizedMeanSquaredError(multioutput=[0.2, 0.3, 0.5]),
+        "R2Score": mk.R2Score(multioutput="variance_weighted", missing="nan"),
+        "Loss": mk.compile(LossSpec(penalty="huber", delta=0.7, reduction="sum_over_batch_size",
+                                    unit_norm=0.01), weight=[2.0, 1.0, 1.0], dtype="float64"),
+    }
+
+
+LOSSES = _losses()
+CLASSES = sorted(LOSSES)
+
+
+def _data(n: int = 16, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4)).astype("float32")
+    y = (x @ rng.normal(size=(4, D)) + 0.1 * rng.normal(size=(n, D))).astype("float32")
+    sw = rng.uniform(0.5, 2.0, n).astype("float32")
+    return x, y, sw
+
+
+def _model() -> keras.Model:
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((4,))
+    return keras.Model(inputs, keras.layers.Dense(D)(inputs))
+
+
+def _value(loss, y, p, sw=None) -> float:
+    return float(keras.ops.convert_to_numpy(loss(y, p, sw)))
+
+
+@pytest.mark.parametrize("name", CLASSES)
+def test_config_round_trip(name):
+    loss = LOSSES[name]
+    config = loss.get_config()
+    again = type(loss).from_config(config)
+    assert again.get_config() == config
+    assert again.spec == loss.spec and again.dtype == loss.dtype and again.name == loss.name
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
+    assert type(restored) is type(loss) and restored.get_config() == config
+    x, y, sw = _data()
+    p = y + np.random.default_rng(5).normal(size=y.shape).astype("float32")
+    assert _value(again, y, p, sw) == _value(loss, y, p, sw)
+
+
+@pytest.mark.parametrize("name", CLASSES)
+def test_compile_fit_evaluate_save_load(name, tmp_path):
+    loss = LOSSES[name]
+    x, y, sw = _data()
+    y_nan = y.copy()
+    y_nan[::5, 1] = np.nan  # missing targets, for the losses with missing="nan"
+    target = y_nan if loss.spec.missing == "nan" else y
+    model = _model()
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss=loss)
+    before = model.evaluate(x, target, sample_weight=sw, batch_size=len(x), verbose=0)
+    history = model.fit(x, target, sample_weight=sw, batch_size=5, epochs=3, verbose=0)
+    assert all(np.isfinite(history.history["loss"]))
+    after = model.evaluate(x, target, sample_weight=sw, batch_size=len(x), verbose=0)
+    direct = _value(loss, target, model.predict(x, verbose=0), sw)
+    assert np.isclose(after, direct, rtol=1e-5, atol=1e-6)
+    if name != "R2Score":  # a score: SGD on it climbs
+        assert after < before
+
+    path = tmp_path / "m.keras"
+    model.save(path)
+    reloaded = keras.models.load_model(path)  # no custom_objects
+    assert type(reloaded.loss) is type(loss)
+    assert reloaded.loss.get_config() == loss.get_config()
+    assert np.isclose(reloaded.evaluate(x, target, sample_weight=sw, batch_size=len(x), verbose=0), after,
+                      rtol=1e-6, atol=1e-7)
+
+
+def test_load_model_in_a_fresh_process_needs_only_the_import(tmp_path):
+    import subprocess
+    import sys
+
+    model = _model()
+    model.compile(loss=mk.Huber(delta=0.1, reduction="sum"))
+    path = tmp_path / "m.keras"
+    model.save(path)
+    code = ("import keras, mse_adapters.keras as mk; m = keras.models.load_model(%r); "
+            "assert type(m.loss) is mk.Huber and m.loss.spec.delta == 0.1, m.loss.get_config(); print('ok')")
+    out = subprocess.run([sys.executable, "-c", code % str(path)], capture_output=True, text=True)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-2000:]
+
+
+def test_per_output_weights_through_fit_sample_weight():
+    """A (N, d) sample_weight weights each output (Keras' built-ins cannot take it)."""
+    x, y, _ = _data()
+    w_elem = np.tile(np.array([1.0, 0.0, 2.0], "float32"), (len(x), 1))
+    model = _model()
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss=mk.MeanSquaredError())
+    got = model.evaluate(x, y, sample_weight=w_elem, batch_size=len(x), verbose=0)
+    p = model.predict(x, verbose=0)
+    case = KCase("fit-elem-sw", y.astype(np.float64), p.astype(np.float64), sample_weight=w_elem)
+    want, _ = reference(mk.MeanSquaredError().spec, case, wrt=())
+    assert np.isclose(got, want, rtol=1e-5)
+    model.fit(x, y, sample_weight=w_elem, batch_size=4, epochs=1, verbose=0)
+
+
+def test_keras_mask_from_a_masking_layer():
+    """A Masking layer's mask (one entry per time step) removes those steps, as in Keras."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(4, 5, 2)).astype("float32")
+    x[:, 3:] = 0.0  # padding
+    y = rng.normal(size=(4, 5, 1)).astype("float32")
+    inputs = keras.Input((5, 2))
+    out = keras.layers.Dense(1)(keras.layers.Masking(0.0)(inputs))
+    model = keras.Model(inputs, out)
+    sw = rng.uniform(0.5, 2.0, size=(4, 5)).astype("float32")
+    results = {}
+    for label, loss in (("ours", mk.MeanSquaredError()), ("keras", keras.losses.MeanSquaredError()),
+                        ("ours-missing", mk.MeanSquaredError(missing="nan"))):
+        model.compile(loss=loss)
+        results[label] = model.evaluate(x, y, sample_weight=sw, batch_size=4, verbose=0)
+    p = model.predict(x, verbose=0)
+    case = KCase("masking", y.astype(np.float64), p.astype(np.float64), sample_weight=sw.astype(np.float64),
+                 kmask=np.arange(5)[None, :].repeat(4, 0) < 3)
+    want, _ = reference(mk.MeanSquaredError().spec, case, wrt=())
+    assert np.isclose(results["ours"], want, rtol=1e-5)
+    assert np.isclose(results["ours-missing"], want, rtol=1e-5)
+    assert np.isclose(results["keras"], want, rtol=1e-5)
+
+
+def _custom_step_grads(loss, model, x, y, sw):
+    """One training step's loss and gradients by the backend's own autodiff, outside fit."""
+    if BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            value = loss(y, model(x, training=True), sw)
+        return value, tape.gradient(value, model.trainable_variables)
+    if BACKEND == "jax":
+        import jax
+
+        trainable = [v.value for v in model.trainable_variables]
+        non_trainable = [v.value for v in model.non_trainable_variables]
+
+        def f(tv):
+            p, _ = model.stateless_call(tv, non_trainable, x, training=True)
+            return loss(y, p, sw)
+
+        return jax.value_and_grad(f)(trainable)
+    value = loss(y, model(x, training=True), sw)
+    model.zero_grad()
+    value.backward()
+    return value, [v.value.grad for v in model.trainable_variables]
+
+
+def test_custom_training_step():
+    """A hand-written step (tf.GradientTape on TensorFlow, jax.value_and_grad on JAX, autograd
+    on torch): finite gradients equal to fit's, and the loss goes down."""
+    x, y, sw = _data()
+    y[::4, 0] = np.nan
+    loss = mk.RootMeanSquaredError(missing="nan")
+    model = _model()
+    optimizer = keras.optimizers.SGD(0.05)
+    values = []
+    for _ in range(5):
+        value, grads = _custom_step_grads(loss, model, keras.ops.convert_to_tensor(x),
+                                          keras.ops.convert_to_tensor(y), keras.ops.convert_to_tensor(sw))
+        assert all(np.all(np.isfinite(keras.ops.convert_to_numpy(g))) for g in grads)
+        values.append(float(keras.ops.convert_to_numpy(value)))
+        if BACKEND == "jax":
+            for v, g in zip(model.trainable_variables, grads):
+                v.assign(v - 0.05 * g)
+        else:
+            optimizer.apply(grads, model.trainable_variables)
+    assert values[-1] < values[0]
+    # The step's loss is the loss fit reports for one full batch.
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss=loss)
+    reported = model.evaluate(x, y, sample_weight=sw, batch_size=len(x), verbose=0)
+    assert np.isclose(reported, _value(loss, y, model.predict(x, verbose=0), sw), rtol=1e-5)
+
+
+def test_gradient_wrt_the_prediction_in_fit_matches_the_reference():
+    """The gradient that reaches the model: d loss / d y_pred by the backend's autodiff."""
+    rng = np.random.default_rng(4)
+    y = rng.normal(size=(6, D))
+    y[1, 2] = np.nan
+    p = rng.normal(size=(6, D))
+    sw = rng.uniform(0.5, 2.0, 6)
+    loss = mk.MeanSquaredError(missing="nan", reduction="mean_with_sample_weight")
+    case = KCase("grad", y, p, sample_weight=sw)
+    _, got = keras_run(loss, case)
+    _, want = reference(preset("mse", per_sample=True, missing="nan"), case)
+    np.testing.assert_allclose(got["y_pred"], want["y_pred"], rtol=1e-5, atol=1e-7)

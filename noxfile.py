@@ -1,4 +1,4 @@
-"""Automation: `nox -s demo`, `nox -s tests`, `nox -s lint`.
+"""Automation: `nox -s demo`, `nox -s tests`, `nox -s lint`, `nox -s bench`.
 
 Every session installs from `constraints/ci.txt` (the CPU build of torch, exact versions)
 into a virtual environment that is reused between runs.
@@ -33,7 +33,7 @@ def tests(session: nox.Session) -> None:
     """Lint, type-check, the whole suite, the Keras suite under each Keras backend, and the
     examples."""
     _install(session, "dev")
-    session.run("ruff", "check", "mse_adapters", "tests", "examples", "noxfile.py")
+    session.run("ruff", "check", "mse_adapters", "tests", "examples", "benchmarks", "noxfile.py")
     session.run("mypy")
     session.run("pytest", *session.posargs)
     for name in sorted(os.listdir("examples")):
@@ -44,5 +44,14 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff", "mypy", "numpy", *CONSTRAINTS)
-    session.run("ruff", "check", "mse_adapters", "tests", "examples", "noxfile.py")
+    session.run("ruff", "check", "mse_adapters", "tests", "examples", "benchmarks", "noxfile.py")
     session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against the frameworks' built-ins, one thread, interleaved (issue 7):
+    writes benchmarks/results/latest.md and latest.json. Arguments after `--` go to
+    `python -m benchmarks` (e.g. `-- --backends torch --sizes 1e2,1e7 --readme`)."""
+    _install(session, "all")
+    session.run("python", "-m", "benchmarks", *session.posargs)

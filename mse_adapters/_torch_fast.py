@@ -188,10 +188,10 @@ def _terms_eager(
     bits = None if valid is None else _mask_bits(valid, input.dtype)
     r = _select(torch.sub(input, target), bits)
     if weight is None:
-        # r*r into the mask's integer array when it is full-size (no longer needed)
-        full = bits is not None and bits.shape == r.shape
-        s = (torch.mul(r, r, out=bits.view(r.dtype)) if full else r * r).sum()
-        return s, r, None
+        if bits is not None and bits.shape == r.shape:
+            # r*r into the mask's integer array (no longer needed): no new allocation
+            return torch.mul(r, r, out=bits.view(r.dtype)).sum(), r, None
+        return (r * r).sum(), r, None
     q = _select(torch.mul(r, weight), bits)  # a non-finite weight under the mask must not leak
     s = r.mul_(q).sum()  # r's array holds w m r**2 now
     wsum = None

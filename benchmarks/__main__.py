@@ -1,0 +1,157 @@
+"""``python -m benchmarks``: every backend's benchmark, each in a process of its own with
+one thread, then the targets of issue 7 judged, a Markdown table and a JSON file written.
+
+    python -m benchmarks                      # everything installed, results/latest.{md,json}
+    python -m benchmarks --backends torch --sizes 1e2,1e7 --rounds 5
+    python -m benchmarks --readme             # also put the table into README.md
+
+Benchmarks measure; nothing here asserts a time. The ratios are medians of per-round ratios
+measured interleaved in one process (see ``benchmarks/_runner.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+from typing import Any
+
+from ._runner import SINGLE_THREAD_ENV, SIZES, loadavg, machine
+from .report import markdown, update_readme
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+
+#: name -> (worker module, its environment)
+BACKENDS: dict[str, tuple[str, dict[str, str]]] = {
+    "torch": ("torch", {}),
+    "jax": ("jax", {}),
+    "keras-tensorflow": ("keras", {"KERAS_BACKEND": "tensorflow"}),
+    "keras-jax": ("keras", {"KERAS_BACKEND": "jax"}),
+    "keras-torch": ("keras", {"KERAS_BACKEND": "torch"}),
+}
+#: what each backend needs installed
+NEEDS = {"torch": ("torch",), "jax": ("jax", "optax"), "keras": ("keras",)}
+FRAMEWORKS = ("torch", "jax", "tensorflow", "keras", "optax")
+
+
+def installed(backend: str) -> bool:
+    module, env = BACKENDS[backend]
+    needs = NEEDS[module] + ((env["KERAS_BACKEND"],) if "KERAS_BACKEND" in env else ())
+    return all(importlib.util.find_spec(n) is not None for n in needs)
+
+
+def adapter_ready(backend: str) -> bool:
+    """The adapter module of the backend exists (the Keras and JAX adapters came later)."""
+    module = BACKENDS[backend][0]
+    return (ROOT / "mse_adapters" / f"{module}.py").exists()
+
+
+def run_backend(backend: str, sizes: list[int], rounds: int, compiled: bool) -> dict[str, Any]:
+    module, env_extra = BACKENDS[backend]
+    env = {**os.environ, **SINGLE_THREAD_ENV, **env_extra}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
+        out = pathlib.Path(f.name)
+    cmd = [sys.executable, "-m", "benchmarks.worker", module, "--out", str(out),
+           "--sizes", ",".join(str(s) for s in sizes), "--rounds", str(rounds)]
+    if not compiled:
+        cmd.append("--no-compile")
+    print(f"== {backend}", flush=True)
+    try:
+        subprocess.run(cmd, cwd=ROOT, env=env, check=True)
+        return json.loads(out.read_text())
+    finally:
+        out.unlink(missing_ok=True)
+
+
+def import_time(repeats: int = 15) -> dict[str, Any]:
+    """``import mse_adapters`` in fresh interpreters: the median seconds, and which
+    frameworks it loaded (it must load none)."""
+    code = (
+        "import json, sys, time\n"
+        "t0 = time.perf_counter()\n"
+        "import mse_adapters\n"
+        "dt = time.perf_counter() - t0\n"
+        f"print(json.dumps({{'s': dt, 'loaded': [m for m in {FRAMEWORKS!r} if m in sys.modules]}}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    runs = [json.loads(subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True,
+                                      capture_output=True, text=True).stdout)
+            for _ in range(repeats + 1)][1:]  # the first may compile bytecode
+    loaded = sorted({m for r in runs for m in r["loaded"]})
+    secs = [r["s"] for r in runs]
+    return {"median_s": statistics.median(secs), "max_s": max(secs), "repeats": repeats,
+            "frameworks_loaded": loaded}
+
+
+def parse_sizes(text: str) -> list[int]:
+    return [int(float(s)) for s in text.split(",") if s]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backends", default=",".join(BACKENDS),
+                    help="comma-separated, from: " + ", ".join(BACKENDS))
+    ap.add_argument("--sizes", default=",".join(str(s) for s in SIZES), type=str)
+    ap.add_argument("--rounds", type=int, default=9, help="rounds per cell (small sizes: at least 15)")
+    ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile cells")
+    ap.add_argument("--out", type=pathlib.Path, default=RESULTS)
+    ap.add_argument("--readme", action="store_true", help="also update README.md's Performance table")
+    args = ap.parse_args(argv)
+
+    sizes = parse_sizes(args.sizes)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    result: dict[str, Any] = {
+        "date": started.strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "threads": 1,
+        "dtype": "float32",
+        "load_before": loadavg(),
+        "backends": {},
+        "skipped": {},
+        "rows": [],
+        "targets": [],
+    }
+    for backend in [b for b in args.backends.split(",") if b]:
+        if backend not in BACKENDS:
+            ap.error(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+        if not installed(backend):
+            result["skipped"][backend] = "framework not installed"
+            continue
+        if not adapter_ready(backend):
+            result["skipped"][backend] = "adapter not implemented yet"
+            continue
+        got = run_backend(backend, sizes, args.rounds, not args.no_compile)
+        result["backends"][backend] = got["info"]
+        result["rows"] += got["rows"]
+        result["targets"] += got["targets"]
+    imp = import_time()
+    result["import"] = imp
+    result["targets"].append({
+        "target": "import mse_adapters: no framework, <= 50 ms", "backend": "none",
+        "measured": imp["median_s"] * 1e3, "unit": "ms", "limit": 50.0, "at_most": True,
+        "met": imp["median_s"] <= 0.05 and not imp["frameworks_loaded"],
+    })
+    result["load_after"] = loadavg()
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps(result, indent=1) + "\n")
+    md = markdown(result)
+    (args.out / "latest.md").write_text(md)
+    print(md)
+    if args.readme:
+        update_readme(ROOT / "README.md", result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

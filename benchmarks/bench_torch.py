@@ -1,0 +1,197 @@
+"""PyTorch: the adapter's modules against torch.nn and the best hand-written forms.
+
+Run by ``python -m benchmarks`` in a process of its own, with one thread. Inputs are
+float32 of shape (N / 10, 10); the prediction requires grad (a training step), the target
+does not; "fwd+bwd" is the forward and ``torch.autograd.grad`` with respect to the
+prediction.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import mse_adapters.torch as mt
+
+from ._runner import SIZES, Candidate, Row, Target, cell_rows
+
+D = 10  # outputs per sample
+
+#: A case: [(candidate name, its forward)] with the baseline first, the bytes per element
+#: read beyond the prediction and the target (weight 4, mask 1), notes per candidate.
+Case = tuple[list[tuple[str, Callable[[], Any]]], int, dict[str, str]]
+
+TARGETS = [
+    *(Target(f"torch {name} module, N=1e7 fwd+bwd, vs torch.nn", "torch", case, 10**7, "fwd+bwd",
+             f"mse_adapters {cls}", 1.05)
+      for name, case, cls in (("MSE", "plain-mse", "MSELoss"), ("MAE", "plain-mae", "MAELoss"),
+                              ("Huber", "huber", "HuberLoss"),
+                              ("SmoothL1", "plain-smooth_l1", "SmoothL1Loss"))),
+    *(Target(f"torch {name} module per-call overhead, N=1e2 fwd, vs torch.nn", "torch", case, 10**2,
+             "fwd", f"mse_adapters {cls}", 1.3)
+      for name, case, cls in (("MSE", "plain-mse", "MSELoss"), ("MAE", "plain-mae", "MAELoss"),
+                              ("Huber", "huber", "HuberLoss"),
+                              ("SmoothL1", "plain-smooth_l1", "SmoothL1Loss"))),
+    Target("torch weighted MSE, eager, N=1e7 fwd+bwd, vs plain F.mse_loss", "torch", "weighted",
+           10**7, "fwd+bwd", "mse_adapters MSELoss", 1.5),
+    Target("torch masked MSE, eager, N=1e7 fwd+bwd, vs plain F.mse_loss", "torch", "masked",
+           10**7, "fwd+bwd", "mse_adapters MSELoss", 1.5),
+    Target("torch weighted MSE in a torch.compile'd step, N=1e7 fwd+bwd, vs eager F.mse_loss",
+           "torch", "compiled-weighted", 10**7, "fwd+bwd", "mse_adapters MSELoss (compiled step)", 1.0),
+    Target("torch masked MSE in a torch.compile'd step, N=1e7 fwd+bwd, vs eager F.mse_loss",
+           "torch", "compiled-masked", 10**7, "fwd+bwd", "mse_adapters MSELoss (compiled step)", 1.0),
+]
+
+
+def _data(n: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    shape = (max(n // D, 1), D)
+    target = torch.randn(shape, generator=g)
+    pred = (target + torch.randn(shape, generator=g)).requires_grad_(True)
+    mask = torch.rand(shape, generator=g) > 0.3
+    return {
+        "pred": pred,
+        "target": target,
+        "weight": torch.rand(shape, generator=g) + 0.5,
+        "weight_out": torch.rand(D, generator=g) + 0.5,
+        "mask": mask,
+        "target_masked": torch.where(mask, target, float("nan")),  # NaN under the mask
+        "target_missing": torch.where(torch.rand(shape, generator=g) > 0.3, target, float("nan")),
+    }
+
+
+def _step(fn: Callable[[], torch.Tensor], pred: torch.Tensor, mode: str) -> Callable[[], Any]:
+    if mode == "fwd":
+        return fn
+
+    def fwd_bwd() -> Any:
+        return torch.autograd.grad(fn(), pred)
+
+    return fwd_bwd
+
+
+def _cases(x: dict[str, torch.Tensor], compiled: bool) -> dict[str, Case]:
+    p, t, w, wo, m = x["pred"], x["target"], x["weight"], x["weight_out"], x["mask"]
+    tm, tn = x["target_masked"], x["target_missing"]
+    cases: dict[str, Case] = {}
+
+    def on_pred_target(f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Callable[[], Any]:
+        return lambda: f(p, t)
+
+    for case, ours, theirs in (
+        ("plain-mse", mt.MSELoss(), nn.MSELoss()),
+        ("plain-mae", mt.MAELoss(), nn.L1Loss()),
+        ("huber", mt.HuberLoss(delta=0.5), nn.HuberLoss(delta=0.5)),
+        ("plain-smooth_l1", mt.SmoothL1Loss(beta=0.5), nn.SmoothL1Loss(beta=0.5)),
+    ):
+        cases[case] = ([(f"torch.nn {type(theirs).__name__}", on_pred_target(theirs)),
+                        (f"mse_adapters {type(ours).__name__}", on_pred_target(ours))], 0, {})
+
+    mse = mt.MSELoss()
+    mse_nocheck = mt.MSELoss(check_values=False)
+    cases["weighted"] = ([
+        ("F.mse_loss (plain)", lambda: F.mse_loss(p, t)),
+        ("mse_adapters MSELoss", lambda: mse(p, t, weight=w)),
+        ("mse_adapters MSELoss(check_values=False)", lambda: mse_nocheck(p, t, weight=w)),
+        ("F.mse_loss(weight=w)", lambda: F.mse_loss(p, t, weight=w)),  # type: ignore[call-arg]
+        ("hand-written (w*(p-t)**2).sum()/w.sum()", lambda: (w * (p - t) ** 2).sum() / w.sum()),
+    ], 4, {"mse_adapters MSELoss": "with the default eager weight checks (one pass, one sync)"})
+    cases["weighted-per-output"] = ([
+        ("F.mse_loss (plain)", lambda: F.mse_loss(p, t)),
+        ("mse_adapters MSELoss", lambda: mse(p, t, weight=wo)),
+        ("hand-written (w*(p-t)**2).sum()/w.expand_as(p).sum()",
+         lambda: (wo * (p - t) ** 2).sum() / wo.expand_as(p).sum()),
+    ], 0, {})
+
+    def masked_by_hand(target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        d = torch.where(valid, p - target, 0.0)
+        return (d * d).sum() / valid.sum()
+
+    cases["masked"] = ([
+        ("F.mse_loss (plain)", lambda: F.mse_loss(p, t)),
+        ("mse_adapters MSELoss", lambda: mse(p, tm, mask=m)),
+        ("hand-written where(m, p-t, 0)", lambda: masked_by_hand(tm, m)),
+    ], 1, {})
+    missing = mt.MSELoss(missing="nan")
+    cases["nan-missing"] = ([
+        ("F.mse_loss (plain)", lambda: F.mse_loss(p, t)),
+        ("mse_adapters MSELoss(missing='nan')", lambda: missing(p, tn)),
+        ("hand-written where(~isnan(t), p-t, 0)", lambda: masked_by_hand(tn, ~torch.isnan(tn))),
+    ], 0, {})
+    cases["whitened"] = _whitened_case(p, t)
+    if compiled:
+        cases["compiled-weighted"] = ([
+            ("F.mse_loss (plain, eager)", lambda: F.mse_loss(p, t)),
+            ("mse_adapters MSELoss (compiled step)",
+             _compiled(lambda p, t, w: mse(p, t, weight=w), p, t, w)),
+            ("hand-written (compiled step)",
+             _compiled(lambda p, t, w: (w * (p - t) ** 2).sum() / w.sum(), p, t, w)),
+        ], 4, {})
+        cases["compiled-masked"] = ([
+            ("F.mse_loss (plain, eager)", lambda: F.mse_loss(p, t)),
+            ("mse_adapters MSELoss (compiled step)",
+             _compiled(lambda p, t, m: mse(p, t, mask=m), p, tm, m)),
+            ("hand-written (compiled step)",
+             _compiled(lambda p, t, m: (torch.where(m, p - t, 0.0) ** 2).sum() / m.sum(), p, tm, m)),
+        ], 1, {})
+    return cases
+
+
+def _compiled(fn: Callable[..., torch.Tensor], *args: torch.Tensor) -> Callable[[], torch.Tensor]:
+    step = torch.compile(fn, fullgraph=True, dynamic=False)
+    return lambda: step(*args)
+
+
+def _whitened_case(p: torch.Tensor, t: torch.Tensor) -> Case:
+    """GLS with a fixed (D, D) covariance: the adapter (factored once in float64 at
+    construction) against the hand-written whitening by the inverse Cholesky factor."""
+    cov = _covariance()
+    loss = mt.MSELoss(covariance=cov)
+    linv = torch.linalg.inv(torch.linalg.cholesky(cov)).to(torch.float32)
+
+    def by_hand() -> torch.Tensor:
+        z = (p - t) @ linv.mT
+        return (z * z).mean()
+
+    return ([("hand-written (p-t) @ L^-T, mean of squares", by_hand),
+             ("mse_adapters MSELoss(covariance=S)", lambda: loss(p, t)),
+             ("F.mse_loss (plain, no whitening)", lambda: F.mse_loss(p, t))], 0, {})
+
+
+def _covariance() -> torch.Tensor:
+    g = torch.Generator().manual_seed(7)
+    a = torch.randn(D, D, generator=g, dtype=torch.float64)
+    return a @ a.T / D + 0.5 * torch.eye(D, dtype=torch.float64)
+
+
+def run(sizes: tuple[int, ...] = SIZES, rounds: int = 9, compiled: bool = True) -> list[Row]:
+    torch.set_num_threads(1)
+    torch.set_num_interop_threads(1)
+    rows: list[Row] = []
+    for n in sizes:
+        x = _data(n)
+        cases = _cases(x, compiled)
+        elem = x["pred"].numel()
+        for case, (cands, extra_bytes, notes) in cases.items():
+            for mode in ("fwd", "fwd+bwd"):
+                if case.startswith("compiled") and mode == "fwd":
+                    continue
+                # the floor: read pred and target (and the weight / mask) once, and in the
+                # backward write one gradient
+                moved = elem * (4 + 4 + extra_bytes) + (elem * 4 if mode == "fwd+bwd" else 0)
+                candidates = [Candidate(name, _step(f, x["pred"], mode)) for name, f in cands]
+                rows += cell_rows("torch", case, n, mode, candidates, moved,
+                                  rounds=rounds if n >= 10**6 else max(rounds, 15), notes=notes)
+                print(f"  torch {case:20s} {n:>9d} {mode:8s} " + "  ".join(
+                    f"{r.ratio:.2f}" for r in rows[-len(candidates) + 1:]), flush=True)
+    return rows
+
+
+def info() -> dict[str, Any]:
+    return {"torch": torch.__version__, "threads": torch.get_num_threads(),
+            "log10_sizes": [round(math.log10(s)) for s in SIZES]}

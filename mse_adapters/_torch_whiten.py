@@ -218,6 +218,31 @@ def _trainable(module: Loss) -> Tensor:
     return t
 
 
+class _WhitenedSquareSum(torch.autograd.Function):
+    """``sum((r @ m^T)**2) / n`` for a constant factor ``m``: one GEMM forward and one
+    GEMM backward, with no elementwise gradient passes (autograd of ``(z * z).mean()`` makes
+    three). The sum is torch's cascade sum of ``z * z``, as the general path's. Twice
+    differentiable: under ``create_graph`` the backward recomputes z from the saved inputs
+    with differentiable operations."""
+
+    @staticmethod
+    def forward(ctx: Any, r: Tensor, m: Tensor, n: float) -> Tensor:
+        z = r @ m.mT
+        ctx.save_for_backward(r, m, z)
+        ctx.n = n
+        return (z * z).sum() / n
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        r, m, z = ctx.saved_tensors
+        if torch.is_grad_enabled():  # a graph of the gradient is being built
+            z = r @ m.mT
+        c = g * (2.0 / ctx.n)
+        grad_r = z @ (m * c) if ctx.needs_input_grad[0] else None
+        grad_m = (z.mT @ r) * c if ctx.needs_input_grad[1] else None
+        return grad_r, grad_m, None
+
+
 def _fast_forward(module: Loss, input: Any, target: Any) -> Tensor | None:
     """The whitened MSE with one (d, d) factor and no weights, masks or variance: the
     residual, one GEMM (or TRSM), the square and the reduction; None where it does not apply."""
@@ -226,11 +251,14 @@ def _fast_forward(module: Loss, input: Any, target: Any) -> Tensor | None:
             and input.ndim >= 1) or torch.compiler.is_compiling():
         return None
     kind = _state(module).kind
+    red = module.spec.reduction
     r = input - target
     if kind == "inverse":
         m = _cast(module, "inv_scale_tril", input)
         if m.shape[-1] != r.shape[-1]:
             return None  # the general path raises the shape error
+        if red != "none" and r.numel():
+            return _WhitenedSquareSum.apply(r, m, 1.0 if red == "sum" else float(r.numel()))
         z = r @ m.mT
     else:
         lower = _trainable(module) if kind == "trainable" else _cast(module, "scale_tril", input)
@@ -239,7 +267,6 @@ def _fast_forward(module: Loss, input: Any, target: Any) -> Tensor | None:
             return None
         z = torch.linalg.solve_triangular(lower.mT, r, upper=True, left=False)
     sq = z * z
-    red = module.spec.reduction
     if red == "none":
         return sq
     if red == "sum":

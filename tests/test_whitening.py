@@ -526,3 +526,32 @@ def test_torch_compile_has_no_graph_break():
         torch._dynamo.reset()
         compiled = torch.compile(f, fullgraph=True, backend="eager")
         torch.testing.assert_close(compiled(x, y), f(x, y))
+
+
+@needs_torch
+@pytest.mark.parametrize("reduction", ["none", "sum", "mean", "sum_over_batch_size"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_module_fast_path_equals_the_general_pipeline_to_second_order(reduction, dtype):
+    """The module's whitened-MSE fast path (one GEMM each way) against the general pipeline:
+    value, gradients and a Hessian-vector product (create_graph)."""
+    import torch
+
+    import mse_adapters.torch as mt
+
+    dt = getattr(torch, dtype)
+    cov = torch.tensor(spd(4, 1e3, seed=8))
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(9, 4, generator=g, dtype=dt, requires_grad=True)
+    y = torch.randn(9, 4, generator=g, dtype=dt, requires_grad=True)
+    fast = mt.MSELoss(reduction, covariance=cov)(x, y)
+    general = mt.loss(preset("mse", reduction=reduction), x, y, covariance=cov)
+    tol = {"rtol": 2e-6, "atol": 1e-7} if dtype == "float32" else {"rtol": 1e-13, "atol": 1e-14}
+    torch.testing.assert_close(fast, general, **tol)
+    ct = torch.rand(fast.shape, generator=g, dtype=dt)
+    gf = torch.autograd.grad((fast * ct).sum(), (x, y), create_graph=True)
+    gg = torch.autograd.grad((general * ct).sum(), (x, y), create_graph=True)
+    v = torch.randn(9, 4, generator=g, dtype=dt)
+    hf = torch.autograd.grad((gf[0] * v).sum(), (x, y))
+    hg = torch.autograd.grad((gg[0] * v).sum(), (x, y))
+    for a, b in zip(gf + hf, gg + hg):
+        torch.testing.assert_close(a, b, **tol)

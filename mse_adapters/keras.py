@@ -202,6 +202,11 @@ class KerasOps(Ops):
     def all(self, x: Array) -> bool:
         return bool(ops.convert_to_numpy(ops.all(x)))
 
+    def finite_and_nonnegative(self, x: Array) -> tuple[bool, bool]:
+        # both answers from one host sync
+        both = ops.convert_to_numpy(ops.stack([ops.all(ops.isfinite(x)), ops.all(x >= 0)]))
+        return bool(both[0]), bool(both[1])
+
     def to_float(self, x: Array, like: Array) -> Array:
         return ops.cast(x, _dtype(like))
 
@@ -312,18 +317,14 @@ def _keras_computes_in(dtype: str) -> bool:
     return _COMPUTES_IN[dtype]
 
 
-def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
-    return len(a) == len(b) and all(x == y for x, y in zip(a, b))
-
-
 def _fast_path_applies(
     reduction: str, pshape: tuple[Any, ...], tshape: tuple[Any, ...], sw: Array | None, kmask: Array | None
 ) -> bool:
     """Whether Keras' built-in computation equals the contract for these (static) shapes."""
-    if not _same(pshape, tshape) or not pshape or any(s == 0 for s in pshape) or pshape[-1] is None:
+    if pshape != tshape or not pshape or any(s == 0 for s in pshape) or pshape[-1] is None:
         return False  # a shape error, an empty batch (Keras: NaN) or an unknown sample size
     units = pshape[:-1]
-    if kmask is not None and not _same(tuple(kmask.shape), units):
+    if kmask is not None and tuple(kmask.shape) != units:
         return False
     if sw is None:
         return True
@@ -332,7 +333,7 @@ def _fast_path_applies(
     s = tuple(sw.shape)
     if len(s) == len(units) + 1 and s[-1] == 1:
         s = s[:-1]  # Keras squeezes a trailing 1
-    if _same(s, units):
+    if s == units:
         return True
     # A broadcasting sample weight: Keras sums it un-broadcast ("mean_with_sample_weight"),
     # misapplies a (B,) weight to a 1-D prediction, and crashes on torch with a mask.
@@ -498,7 +499,7 @@ class _SpecLoss(keras.losses.Loss):
         parts = [(NAMES.mask, self.mask), (NAMES.mask, mask)]
         if kmask is not None:
             kshape = tuple(kmask.shape)
-            if shape and _same(kshape, shape[:-1]):  # Keras' mask: one entry per sample
+            if shape and kshape == shape[:-1]:  # Keras' mask: one entry per sample
                 kmask = ops.expand_dims(kmask, -1)
             parts.append(("the Keras mask of y_pred (_keras_mask)", kmask))
         for name, part in parts:

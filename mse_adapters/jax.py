@@ -1,0 +1,501 @@
+"""JAX / Optax adapter: pure, jit-able loss functions in Optax's style.
+
+Argument order follows Optax, ``loss(predictions, targets)``, and ``targets=None`` means
+zeros, as in Optax. Unlike Optax's regression losses, these reduce (default
+``reduction="mean"``, so ``mse(p, t)`` equals ``optax.squared_error(p, t).mean()``), and
+take weights, masks and missing targets:
+
+- ``weight``: broadcastable to ``predictions`` by NumPy (trailing) rules: per element, per
+  output (shape ``(d,)``), visibility maps;
+- ``sample_weight``: aligned with the LEADING axes of ``predictions`` (``(B,)``, ``(B, T)``);
+- ``mask``: boolean (or 0/1), broadcastable like ``weight``; a masked element contributes
+  nothing to the value, the gradient or the normaliser, even where its target is NaN
+  (optax#902 asks Optax for this);
+- ``missing="nan"``: NaN targets are masked;
+- ``reduction``: ``"none"`` (elementwise values, as Optax returns them; masked elements are
+  exactly 0), ``"sum"``, ``"mean"`` (the weighted mean sum(w m l) / sum(w m)),
+  ``"sum_over_batch_size"``, ``"per_sample"`` (shape ``(B,)``), ``"per_output"`` (shape
+  ``(d,)``). A zero normaliser (all weights zero, everything masked, an empty batch) gives
+  0 with a zero gradient, never NaN.
+
+Everything is a pure function of arrays: it works under ``jax.jit``, ``jax.grad`` /
+``jax.value_and_grad``, ``jax.vmap`` (per-example losses) and ``jax.checkpoint``. The loss
+specification, ``reduction``, ``missing``, ``multioutput`` and the penalty parameters
+(``delta``, ``beta``, ``tau``) are static Python values (a :class:`~mse_adapters.LossSpec`
+is hashable, so ``jax.jit(loss, static_argnums=0)`` works); ``weight``,
+``sample_weight`` and ``mask`` may be traced arrays. Nothing branches on array values, so a
+jitted function traces once per input shape and dtype.
+
+Validation. Shape, dtype and parameter checks always run (at trace time, they cost
+nothing). Value checks of weights and masks (negative or non-finite weights, masks that are
+not 0/1) run on concrete arrays, i.e. eagerly (also under an eager ``jax.grad``); where the
+arrays are abstract (inside ``jax.jit``, ``jax.vmap``, ``jax.checkpoint``, ``lax.scan``)
+they cannot raise and are skipped. ``check_values=False`` turns them off eagerly too (each
+one is a host sync). ``check_values="checkify"`` emits them as
+:func:`jax.experimental.checkify.check` calls instead, which work under ``jax.jit`` when the
+function is wrapped in :func:`jax.experimental.checkify.checkify` (the error is then
+returned, and raised by ``err.throw()``, with the same message as the eager ``ValueError``).
+
+Dtypes. Integer (and boolean) inputs are promoted to JAX's default float (float32, or
+float64 with ``jax_enable_x64``); float16 and bfloat16 are computed and accumulated in
+float32 and the loss is returned in float32 (Optax returns them in half precision, where
+e**2 overflows); gradients come back in the inputs' dtype; float64 stays float64.
+
+Inputs are JAX arrays or array-likes (``jax.typing.ArrayLike``: NumPy arrays and scalars,
+Python scalars; also lists). A torch or TensorFlow tensor is a ``TypeError`` naming the
+argument: convert it explicitly (``mse_adapters.torch`` is the torch adapter).
+
+Differences from Optax, on purpose: ``predictions`` and ``targets`` must have the same
+shape for every loss (Optax's ``huber_loss`` and ``log_cosh`` broadcast ``(B, 1)`` against
+``(B,)`` silently); the mean of an empty batch is 0, not NaN; integer predictions are
+promoted instead of rejected.
+
+>>> import jax.numpy as jnp
+>>> from mse_adapters import jax as mjax
+>>> p, t = jnp.array([2.5, 0.0, 2.0, 8.0]), jnp.array([3.0, -0.5, 2.0, 7.0])
+>>> float(mjax.mse(p, t))
+0.375
+>>> round(float(mjax.mse(p, t, mask=jnp.array([True, True, True, False]))), 6)
+0.166667
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import checkify as _checkify
+
+from . import _core
+from ._core import ArgNames, Ops
+from ._spec import LossSpec, preset
+
+__all__ = [
+    "mse",
+    "mae",
+    "rmse",
+    "huber",
+    "smooth_l1",
+    "log_cosh",
+    "expectile",
+    "nmse",
+    "r2",
+    "squared_error",
+    "absolute_error",
+    "l2_loss",
+    "huber_loss",
+    "Loss",
+    "compile",
+    "loss",
+    "JaxOps",
+]
+
+NAMES = ArgNames(pred="predictions", target="targets")
+Multioutput = str | Sequence[float]
+CheckValues = bool | Literal["checkify"]
+
+
+class JaxOps(Ops):
+    """The pipeline's operations in ``jax.numpy``."""
+
+    name = "jax"
+
+    def shape(self, x: Any) -> tuple[int, ...]:
+        return tuple(jnp.shape(x))
+
+    def is_tracing(self, x: Any) -> bool:
+        # A tracer with a concrete value (an eager jax.grad) can still be checked; one
+        # without (jit, vmap, checkpoint, scan) cannot.
+        if not isinstance(x, jax.core.Tracer):
+            return False
+        try:
+            return x.to_concrete_value() is None
+        except Exception:  # pragma: no cover - a tracer type without the method
+            return True
+
+    def where(self, cond: Any, x: Any, y: Any) -> Any:
+        return jnp.where(cond, x, y)
+
+    def abs(self, x: Any) -> Any:
+        # jnp.abs has derivative 1 at 0 (lax.abs's rule is select(x >= 0, t, -t)); the
+        # contract needs 0. x * sign(x) is |x| exactly, and sign's derivative is 0.
+        return x * jnp.sign(x)
+
+    def minimum(self, x: Any, c: float) -> Any:
+        return jnp.minimum(x, c)  # derivative 1/2 at a tie, as the reference
+
+    def softplus(self, x: Any) -> Any:
+        return jnp.logaddexp(x, 0.0)  # exact for every x, a stable derivative
+
+    def sqrt(self, x: Any) -> Any:
+        return jnp.sqrt(x)
+
+    def isnan(self, x: Any) -> Any:
+        return jnp.isnan(x)
+
+    def isfinite(self, x: Any) -> Any:
+        return jnp.isfinite(x)
+
+    def logical_and(self, a: Any, b: Any) -> Any:
+        return jnp.logical_and(a, b)
+
+    def logical_or(self, a: Any, b: Any) -> Any:
+        return jnp.logical_or(a, b)
+
+    def is_bool(self, x: Any) -> bool:
+        return bool(jnp.result_type(x) == jnp.bool_)
+
+    def all(self, x: Any) -> bool:
+        return bool(jnp.all(_concrete(x)))
+
+    def finite_and_nonnegative(self, x: Any) -> tuple[bool, bool]:
+        # one fused kernel and one host sync, on the value (not through an eager grad trace)
+        finite, nonnegative = np.asarray(_finite_and_nonnegative(_concrete(x)))
+        return bool(finite), bool(nonnegative)
+
+    def to_float(self, x: Any, like: Any) -> Any:
+        return jnp.asarray(x).astype(jnp.result_type(like))
+
+    def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
+        return jnp.reshape(x, shape)
+
+    def broadcast_to(self, x: Any, shape: tuple[int, ...]) -> Any:
+        return jnp.broadcast_to(x, shape)
+
+    def sum(self, x: Any, axis: tuple[int, ...] | None = None) -> Any:
+        if axis is not None and not axis:
+            return x
+        return jnp.sum(x, axis=axis)  # XLA's reduction: pairwise-accurate on CPU
+
+    def eps(self, like: Any) -> float:
+        return float(jnp.finfo(jnp.result_type(like)).eps)
+
+    def constant(self, values: list[float], like: Any) -> Any:
+        return jnp.asarray(values, dtype=jnp.result_type(like))
+
+
+_OPS = JaxOps()
+
+# ---------------------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------------------
+
+_ARRAY_LIKES = (bool, int, float, np.ndarray, np.generic, list, tuple)
+
+
+def _concrete(x: Any) -> Any:
+    """The value of an array, or of a tracer that has one (eager ``jax.grad``)."""
+    return x.to_concrete_value() if isinstance(x, jax.core.Tracer) else x
+
+
+@jax.jit
+def _finite_and_nonnegative(x: jax.Array) -> jax.Array:
+    return jnp.stack([jnp.all(jnp.isfinite(x)), jnp.all(x >= 0)])
+
+
+def _check_dtype(name: str, dt: Any) -> None:
+    dt = np.dtype(dt)
+    if dt.kind == "c":
+        raise TypeError(f"{name} has complex dtype {dt}; only real inputs are supported")
+    if dt.kind not in "biuf" and not jnp.issubdtype(dt, jnp.floating):  # bfloat16 is kind "V"
+        raise TypeError(f"{name} has dtype {dt}; expected a real numeric array")
+
+
+def _array(name: str, x: Any) -> jax.Array:
+    """``x`` as a JAX array; array-likes are converted, other frameworks' tensors refused.
+    Dtype errors name the dtype the caller passed (before JAX canonicalises it)."""
+    if isinstance(x, jax.Array):  # also a tracer
+        _check_dtype(name, x.dtype)
+        return x
+    _core.check_not_foreign(name, x, "jax")
+    if hasattr(x, "__jax_array__"):
+        a = jnp.asarray(x)
+        _check_dtype(name, a.dtype)
+        return a
+    if not isinstance(x, _ARRAY_LIKES):
+        raise TypeError(
+            f"{name} must be a JAX array or an array-like (NumPy array, Python scalar or list), "
+            f"got {type(x).__module__}.{type(x).__qualname__}"
+        )
+    if isinstance(x, (bool, int, float)):
+        return jnp.asarray(x)  # weakly typed, as JAX treats Python scalars
+    n = np.asarray(x)
+    _check_dtype(name, n.dtype)
+    return jnp.asarray(n)
+
+
+def _compute_dtype(pred: jax.Array, target: jax.Array) -> Any:
+    """The dtype the pipeline runs in (DESIGN §3): the promoted float of pred and target,
+    float32 for half types, the default float for integers and booleans."""
+    dt = jnp.result_type(pred, target)
+    if not jnp.issubdtype(dt, jnp.floating):
+        return jax.dtypes.canonicalize_dtype(jnp.float64)  # float32, float64 with x64
+    if jnp.finfo(dt).bits < 32:
+        return jnp.dtype(jnp.float32)
+    return dt
+
+
+def _cast(x: jax.Array, dt: Any) -> jax.Array:
+    return x if x.dtype == dt else x.astype(dt)
+
+
+def _prepare(
+    spec: LossSpec,
+    predictions: Any,
+    targets: Any,
+    weight: Any,
+    sample_weight: Any,
+    mask: Any,
+) -> tuple[jax.Array, jax.Array, jax.Array | None, jax.Array | None, jax.Array | None]:
+    pred = _array(NAMES.pred, predictions)
+    target = jnp.zeros_like(pred) if targets is None else _array(NAMES.target, targets)
+    if spec.missing is not None:
+        tdt = np.dtype(targets.dtype if hasattr(targets, "dtype") else np.asarray(targets).dtype)
+        _core.check_missing_dtype(spec, NAMES, jnp.issubdtype(tdt, jnp.floating), str(tdt))
+    dt = _compute_dtype(pred, target)
+    pred = _cast(pred, dt)
+    target = _cast(target, dt)
+    w = None if weight is None else _cast(_array(NAMES.weight, weight), dt)
+    sw = None if sample_weight is None else _cast(_array(NAMES.sample_weight, sample_weight), dt)
+    m = None if mask is None else _array(NAMES.mask, mask)
+    return pred, target, w, sw, m
+
+
+def _checkify_values(w: jax.Array | None, sw: jax.Array | None, m: jax.Array | None) -> None:
+    """The eager value checks as checkify checks (same messages as _core's ValueErrors)."""
+    for name, x in ((NAMES.weight, w), (NAMES.sample_weight, sw)):
+        if x is not None:
+            _checkify.check(jnp.all(jnp.isfinite(x)), f"{name} must be finite; it contains NaN or inf")
+            _checkify.check(jnp.all(x >= 0), f"{name} must be non-negative; it contains negative values")
+    if m is not None and not _OPS.is_bool(m):
+        _checkify.check(
+            jnp.all((m == 0) | (m == 1)),
+            f"{NAMES.mask} must be boolean, or numeric with only 0 and 1; it contains other values",
+        )
+
+
+def _check_flag(check_values: Any) -> None:
+    if check_values not in (True, False, "checkify"):
+        raise ValueError(f"check_values must be True, False or 'checkify', got {check_values!r}")
+
+
+def loss(
+    spec: LossSpec,
+    predictions: Any,
+    targets: Any = None,
+    *,
+    weight: Any = None,
+    sample_weight: Any = None,
+    mask: Any = None,
+    check_values: CheckValues = True,
+) -> jax.Array:
+    """Evaluate any spec: a pure function, jit-able with the spec static
+    (``jax.jit(loss, static_argnums=0)``).
+
+    >>> import jax.numpy as jnp
+    >>> from mse_adapters import LossSpec
+    >>> float(loss(LossSpec(penalty="abs", reduction="sum"), jnp.array([1.0, 2.0]),
+    ...            jnp.array([1.5, 0.0])))
+    2.5
+    """
+    if not isinstance(spec, LossSpec):
+        raise TypeError(f"spec must be a LossSpec, got {type(spec).__name__}")
+    _check_flag(check_values)
+    pred, target, w, sw, m = _prepare(spec, predictions, targets, weight, sample_weight, mask)
+    if check_values == "checkify":
+        _checkify_values(w, sw, m)
+    return _core.run(_OPS, spec, pred, target, weight=w, sample_weight=sw, mask=m, names=NAMES,
+                     check_values=check_values is True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Loss:
+    """A spec compiled into a pure JAX function ``f(predictions, targets=None, *,
+    weight=None, sample_weight=None, mask=None)``.
+
+    It is immutable and hashable (equal when the specs are equal), so it can be a static
+    argument of a jitted function, and ``jax.jit(f)`` traces once per input shape.
+    """
+
+    spec: LossSpec
+    check_values: CheckValues = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.spec, LossSpec):
+            raise TypeError(f"spec must be a LossSpec, got {type(self.spec).__name__}")
+        _check_flag(self.check_values)
+
+    @property
+    def reduction(self) -> str:
+        return self.spec.reduction
+
+    def __call__(
+        self,
+        predictions: Any,
+        targets: Any = None,
+        *,
+        weight: Any = None,
+        sample_weight: Any = None,
+        mask: Any = None,
+    ) -> jax.Array:
+        return loss(self.spec, predictions, targets, weight=weight, sample_weight=sample_weight,
+                    mask=mask, check_values=self.check_values)
+
+
+def compile(spec: LossSpec, *, check_values: CheckValues = True) -> Loss:  # noqa: A001
+    """Compile a spec into a pure, jit-able function (a hashable :class:`Loss`).
+
+    >>> import jax, jax.numpy as jnp
+    >>> from mse_adapters import preset
+    >>> f = jax.jit(compile(preset("huber", delta=0.5)))
+    >>> float(f(jnp.array([2.5, 0.0, 2.0, 8.0]), jnp.array([3.0, -0.5, 2.0, 7.0])))
+    0.15625
+    """
+    return Loss(spec, check_values)
+
+
+# ---------------------------------------------------------------------------------------
+# One function per preset, Optax's argument order.
+# ---------------------------------------------------------------------------------------
+
+
+def _mo(multioutput: Multioutput) -> str | tuple[float, ...]:
+    return multioutput if isinstance(multioutput, str) else tuple(float(v) for v in multioutput)
+
+
+def _call(name: str, predictions: Any, targets: Any, weight: Any, sample_weight: Any, mask: Any,
+          check_values: CheckValues, **fields: Any) -> jax.Array:
+    return loss(preset(name, **fields), predictions, targets, weight=weight,
+                sample_weight=sample_weight, mask=mask, check_values=check_values)
+
+
+def mse(predictions: Any, targets: Any = None, *, weight: Any = None, sample_weight: Any = None,
+        mask: Any = None, missing: str | None = None, reduction: str = "mean",
+        multioutput: Multioutput = "pooled", check_values: CheckValues = True) -> jax.Array:
+    """Mean squared error; the default equals ``optax.squared_error(p, t).mean()`` (and
+    ``2 * optax.l2_loss(p, t).mean()``).
+
+    >>> import jax.numpy as jnp
+    >>> float(mse(jnp.array([1.0, 2.0, 3.0]), jnp.array([1.0, 0.0, 0.0]),
+    ...           weight=jnp.array([1.0, 1.0, 0.0])))
+    2.0
+    """
+    return _call("mse", predictions, targets, weight, sample_weight, mask, check_values,
+                 missing=missing, reduction=reduction, multioutput=_mo(multioutput))
+
+
+def mae(predictions: Any, targets: Any = None, *, weight: Any = None, sample_weight: Any = None,
+        mask: Any = None, missing: str | None = None, reduction: str = "mean",
+        multioutput: Multioutput = "pooled", check_values: CheckValues = True) -> jax.Array:
+    """Mean absolute error (d|r|/dr = 0 at r = 0, although ``jnp.abs`` gives 1 there)."""
+    return _call("mae", predictions, targets, weight, sample_weight, mask, check_values,
+                 missing=missing, reduction=reduction, multioutput=_mo(multioutput))
+
+
+def rmse(predictions: Any, targets: Any = None, *, weight: Any = None, sample_weight: Any = None,
+         mask: Any = None, missing: str | None = None, reduction: str = "mean",
+         multioutput: Multioutput = "pooled", check_values: CheckValues = True) -> jax.Array:
+    """Root mean squared error. Default: pooled, the square root of the weighted mean over
+    every element (as torchmetrics and Keras' metric); ``multioutput`` takes scikit-learn's
+    ``"raw_values"``, ``"uniform_average"`` or a weight vector. The gradient at a perfect
+    fit is 0, not NaN."""
+    return _call("rmse", predictions, targets, weight, sample_weight, mask, check_values,
+                 missing=missing, reduction=reduction, multioutput=_mo(multioutput))
+
+
+def huber(predictions: Any, targets: Any = None, *, delta: float = 1.0, weight: Any = None,
+          sample_weight: Any = None, mask: Any = None, missing: str | None = None,
+          reduction: str = "mean", check_values: CheckValues = True) -> jax.Array:
+    """Huber loss, 0.5 r**2 for |r| <= delta, else delta (|r| - delta / 2); the default
+    equals ``optax.huber_loss(p, t, delta=delta).mean()``."""
+    return _call("huber", predictions, targets, weight, sample_weight, mask, check_values,
+                 delta=delta, missing=missing, reduction=reduction)
+
+
+def smooth_l1(predictions: Any, targets: Any = None, *, beta: float = 1.0, weight: Any = None,
+              sample_weight: Any = None, mask: Any = None, missing: str | None = None,
+              reduction: str = "mean", check_values: CheckValues = True) -> jax.Array:
+    """Smooth L1, 0.5 r**2 / beta for |r| < beta, else |r| - beta / 2 (torch's
+    ``SmoothL1Loss``; huber / beta)."""
+    return _call("smooth_l1", predictions, targets, weight, sample_weight, mask, check_values,
+                 beta=beta, missing=missing, reduction=reduction)
+
+
+def log_cosh(predictions: Any, targets: Any = None, *, weight: Any = None, sample_weight: Any = None,
+             mask: Any = None, missing: str | None = None, reduction: str = "mean",
+             check_values: CheckValues = True) -> jax.Array:
+    """log(cosh(r)), computed stably; the default equals ``optax.log_cosh(p, t).mean()``
+    and ``reduction="none"`` equals ``optax.log_cosh(p, t)``."""
+    return _call("log_cosh", predictions, targets, weight, sample_weight, mask, check_values,
+                 missing=missing, reduction=reduction)
+
+
+def expectile(predictions: Any, targets: Any = None, *, tau: float = 0.5, weight: Any = None,
+              sample_weight: Any = None, mask: Any = None, missing: str | None = None,
+              reduction: str = "mean", check_values: CheckValues = True) -> jax.Array:
+    """Asymmetric squared error: ``tau * r**2`` where predictions < targets
+    (under-prediction), ``(1 - tau) * r**2`` where predictions > targets. tau = 0.5 is
+    ``optax.l2_loss``; tau > 0.5 fits an upper expectile."""
+    return _call("expectile", predictions, targets, weight, sample_weight, mask, check_values,
+                 tau=tau, missing=missing, reduction=reduction)
+
+
+def nmse(predictions: Any, targets: Any = None, *, weight: Any = None, sample_weight: Any = None,
+         mask: Any = None, missing: str | None = None, multioutput: Multioutput = "uniform_average",
+         check_values: CheckValues = True) -> jax.Array:
+    """Normalised MSE per output (weighted SSE / weighted, centred SST), combined by
+    ``multioutput``. NMSE = 1 - R^2."""
+    return _call("nmse", predictions, targets, weight, sample_weight, mask, check_values,
+                 missing=missing, multioutput=_mo(multioutput))
+
+
+def r2(predictions: Any, targets: Any = None, *, weight: Any = None, sample_weight: Any = None,
+       mask: Any = None, missing: str | None = None, multioutput: Multioutput = "uniform_average",
+       check_values: CheckValues = True) -> jax.Array:
+    """Coefficient of determination, as ``sklearn.metrics.r2_score`` (``force_finite``), in
+    Optax's argument order ``(predictions, targets)``. A score: minimise ``-r2``."""
+    return _call("r2", predictions, targets, weight, sample_weight, mask, check_values,
+                 missing=missing, multioutput=_mo(multioutput))
+
+
+# ---------------------------------------------------------------------------------------
+# Elementwise helpers named as Optax's (reduction "none"), with weights and masks.
+# ---------------------------------------------------------------------------------------
+
+
+def squared_error(predictions: Any, targets: Any = None, *, weight: Any = None,
+                  sample_weight: Any = None, mask: Any = None, missing: str | None = None,
+                  check_values: CheckValues = True) -> jax.Array:
+    """Elementwise (predictions - targets)**2, as ``optax.squared_error``; weighted, and
+    exactly 0 where masked or missing. Half-precision inputs give float32."""
+    return mse(predictions, targets, weight=weight, sample_weight=sample_weight, mask=mask,
+               missing=missing, reduction="none", check_values=check_values)
+
+
+def absolute_error(predictions: Any, targets: Any = None, *, weight: Any = None,
+                   sample_weight: Any = None, mask: Any = None, missing: str | None = None,
+                   check_values: CheckValues = True) -> jax.Array:
+    """Elementwise |predictions - targets| (gradient 0 at 0); weighted, 0 where masked."""
+    return mae(predictions, targets, weight=weight, sample_weight=sample_weight, mask=mask,
+               missing=missing, reduction="none", check_values=check_values)
+
+
+def l2_loss(predictions: Any, targets: Any = None, *, weight: Any = None,
+            sample_weight: Any = None, mask: Any = None, missing: str | None = None,
+            check_values: CheckValues = True) -> jax.Array:
+    """Elementwise 0.5 (predictions - targets)**2, as ``optax.l2_loss``."""
+    return 0.5 * squared_error(predictions, targets, weight=weight, sample_weight=sample_weight,
+                               mask=mask, missing=missing, check_values=check_values)
+
+
+def huber_loss(predictions: Any, targets: Any = None, *, delta: float = 1.0, weight: Any = None,
+               sample_weight: Any = None, mask: Any = None, missing: str | None = None,
+               check_values: CheckValues = True) -> jax.Array:
+    """Elementwise Huber loss, as ``optax.huber_loss`` (but no silent broadcasting)."""
+    return huber(predictions, targets, delta=delta, weight=weight, sample_weight=sample_weight,
+                 mask=mask, missing=missing, reduction="none", check_values=check_values)
+

@@ -55,3 +55,6 @@ def bench(session: nox.Session) -> None:
     `python -m benchmarks` (e.g. `-- --backends torch --sizes 1e2,1e7 --readme`)."""
     _install(session, "all")
     session.run("python", "-m", "benchmarks", *session.posargs)
+    # whitening (GLS) against the float32 explicit inverse and MultivariateNormal (issue 5)
+    os.makedirs("benchmarks/results", exist_ok=True)
+    session.run("python", "benchmarks/bench_whitening.py", "--out", "benchmarks/results/whitening.md")

@@ -229,6 +229,10 @@ def _combine(a: Tensor | None, b: Tensor | None, op: Any) -> Tensor | None:
 
 
 _FAST_DTYPES = frozenset((torch.float32, torch.float64))
+#: Below this many elements the square path's autograd.Function costs more (its fixed cost,
+#: some 50-100 µs a call on a 2-core CPU) than it saves, and the general pipeline runs: the
+#: measured crossover is 1e4 (masks) to 3e4 (weights) elements, forward and backward, eager.
+SQUARE_MIN_NUMEL = 1 << 14
 
 
 def _plain_path(spec: LossSpec) -> Callable[[Any, Any], Tensor] | None:
@@ -316,7 +320,9 @@ def _dispatch(
     spec = fast.spec
     if fast.plain is not None and weight is None and sample_weight is None and mask is None:
         return fast.plain(input, target)
-    if not fast.square or _transforming():
+    small = (isinstance(input, Tensor) and input.numel() < SQUARE_MIN_NUMEL
+             and not torch.compiler.is_compiling())  # compiled, it is traced once: no fixed cost
+    if not fast.square or small or _transforming():
         return loss(spec, input, target, weight=weight, sample_weight=sample_weight, mask=mask,
                     check_values=check_values)
     input, target, weight, sample_weight, mask = _prepare(input, target, weight, sample_weight, mask)

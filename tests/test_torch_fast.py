@@ -42,12 +42,14 @@ def general(spec):
 @pytest.fixture
 def fast_only(monkeypatch):
     """Within the test, a call that falls back to the general pipeline fails: the values
-    compared below really come from the fast paths."""
+    compared below really come from the fast paths (also for the small inputs that the
+    square path leaves to the general pipeline in normal use)."""
 
     def fail(*args, **kwargs):
         raise AssertionError("the general pipeline ran where a fast path applies")
 
     monkeypatch.setattr(mt, "loss", fail)
+    monkeypatch.setattr(mt, "SQUARE_MIN_NUMEL", 0)
 
 
 def _tensors(shape, dtype, seed=0):
@@ -320,7 +322,8 @@ def test_modules_with_fast_paths_pickle_and_copy():
             assert clone._fast.spec == module.spec
 
 
-def test_square_path_in_a_compiled_training_step_has_no_graph_break():
+def test_square_path_in_a_compiled_training_step_has_no_graph_break(monkeypatch):
+    monkeypatch.setattr(mt, "SQUARE_MIN_NUMEL", 0)
     torch._dynamo.reset()
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 3)
@@ -342,6 +345,7 @@ def test_square_path_in_a_compiled_training_step_has_no_graph_break():
 
     eager_out = step(x, y, w, mask)
     assert type(eager_out.grad_fn).__name__ == SQUARE_NODE  # eager: the fast path
+    torch._dynamo.reset()
     compiled = torch.compile(step, fullgraph=True)  # raises on a graph break
     v1, g1 = grads(compiled)
     v2, g2 = grads(step)
@@ -354,3 +358,14 @@ def test_fast_paths_are_chosen_once_per_spec():
     a, b = mt.MSELoss(), mt.MSELoss()
     assert a._fast is b._fast  # one plan per spec, built at construction
     assert mt.Loss(LossSpec())._fast is a._fast
+
+
+def test_small_inputs_take_the_general_pipeline():
+    p, t = _tensors((5, 3), torch.float32)
+    w = torch.rand(5, 3)
+    assert p.numel() < mt.SQUARE_MIN_NUMEL
+    out = mt.MSELoss()(p.requires_grad_(), t, weight=w)
+    assert type(out.grad_fn).__name__ != SQUARE_NODE
+    big_p, big_t = _tensors((mt.SQUARE_MIN_NUMEL,), torch.float32)
+    out = mt.MSELoss()(big_p.requires_grad_(), big_t, weight=torch.rand(mt.SQUARE_MIN_NUMEL))
+    assert type(out.grad_fn).__name__ == SQUARE_NODE

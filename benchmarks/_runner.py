@@ -137,9 +137,10 @@ def cell_rows(
     rounds: int,
     sync: Callable[[], None] | None = None,
     notes: dict[str, str] | None = None,
+    warmup: int = 2,
 ) -> list[Row]:
     """Measure a cell; one row per candidate (the baseline's ratio is 1)."""
-    times = measure(candidates, rounds=rounds, sync=sync)
+    times = measure(candidates, rounds=rounds, sync=sync, warmup=warmup)
     calls = int(times.pop("__calls__")[0])
     base = candidates[0].name
     rows = []

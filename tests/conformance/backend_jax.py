@@ -1,0 +1,182 @@
+"""The JAX backends: the compiled loss run eagerly (``jax``) and under ``jax.jit``
+(``jax-jit``: loss, gradient and all, one XLA program per spec, the spec static), gradients
+by ``jax.vjp``.
+
+float64 cases run inside ``jax.enable_x64(True)`` (a context manager, part of JAX's jit
+key), so the rest of the test process keeps JAX's default float32.
+
+Cost. On CPU, XLA compiles every (spec, shapes, dtype) program afresh (~0.2-0.4 s each on
+a 2-core machine), and an eager ``jax.vjp`` costs ~20 ms a case; the whole grid in both
+modes and four dtypes would take ~30 minutes. So by default:
+
+- ``jax`` (eager) runs EVERY case in float32, and a stratified subset in float64, float16
+  and bfloat16 (half inputs are cast to float32 on entry, so the pipeline is the float32
+  one; what differs is the casting);
+- ``jax-jit`` runs a stratified subset in every dtype: one case of every second spec group
+  in float32, of every fourth in float64, of every sixth in float16 and bfloat16.
+
+A stratified subset holds every edge case (but in the jitted half-precision runs), and
+from every (``stride``-th) spec group (the same loss with another weighting option or
+shape: a preset x reduction x per-sample stage, or a multioutput choice) one case,
+rotating through the options and shapes from one group to the next and from one dtype to
+the next. Cases from outside the grid: the hypothesis examples of test_properties.py run
+in both modes (a skipped example would end the property test), the committed vectors all
+eagerly and one in four jitted.
+``MSE_ADAPTERS_JAX_FULL=1`` runs every case in both modes and every dtype.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from mse_adapters import LossSpec
+
+from .harness import Case
+
+BACKENDS: list[Any] = []
+
+ARGS = ("pred", "target", "weight", "sample_weight")
+FULL = os.environ.get("MSE_ADAPTERS_JAX_FULL", "") not in ("", "0")
+
+#: Cases per spec group, per (backend, dtype); None: every case.
+PER_GROUP: dict[tuple[str, str], int | None] = {
+    ("jax", "float32"): None,
+    ("jax", "float64"): 1,
+    ("jax", "float16"): 1,
+    ("jax", "bfloat16"): 1,
+    ("jax-jit", "float32"): 1,
+    ("jax-jit", "float64"): 1,
+    ("jax-jit", "float16"): 1,
+    ("jax-jit", "bfloat16"): 1,
+}
+#: Groups sampled: one in ``GROUP_STRIDE`` (rotating); elsewhere every group.
+GROUP_STRIDE: dict[tuple[str, str], int] = {
+    ("jax-jit", "float32"): 2,
+    ("jax-jit", "float64"): 4,
+    ("jax-jit", "float16"): 6,
+    ("jax-jit", "bfloat16"): 6,
+}
+#: Where the edge cases are not all run (they are in every other (backend, dtype)).
+NO_EDGE: frozenset[tuple[str, str]] = frozenset({("jax-jit", "float16"), ("jax-jit", "bfloat16")})
+#: The jitted backend runs one in ``VECTOR_STRIDE`` of the other named cases (the committed
+#: vectors), chosen by a stable hash of the name; the eager backend runs all of them.
+VECTOR_STRIDE = 4
+
+
+def stratified(cases: Sequence[Case], edge: Sequence[Case], k: int, offset: int,
+               stride: int = 1) -> frozenset[str]:
+    """Every edge case, and ``k`` cases of every ``stride``-th spec group, rotating."""
+    groups: dict[LossSpec, list[Case]] = {}
+    for c in cases:
+        if not c.needs:
+            groups.setdefault(c.spec.replace(missing=None), []).append(c)
+    chosen = {c.name for c in edge}  # (an empty ``edge``: none of them)
+    sampled = [g for i, g in enumerate(groups.values()) if (i + offset) % stride == 0]
+    for i, group in enumerate(sampled):  # rotate over the sampled groups
+        for j in range(min(k, len(group))):
+            chosen.add(group[(i * k + j + offset) % len(group)].name)
+    return frozenset(chosen)
+
+
+def subsets(backend: str, dtypes: Sequence[str]) -> dict[str, frozenset[str] | None]:
+    from .cases import all_cases, edge_cases
+
+    cases, edge = all_cases(), list(edge_cases())
+    out: dict[str, frozenset[str] | None] = {}
+    for offset, dtype in enumerate(dtypes):
+        k = None if FULL else PER_GROUP[(backend, dtype)]
+        stride = 1 if FULL else GROUP_STRIDE.get((backend, dtype), 1)
+        e = [] if (backend, dtype) in NO_EDGE else edge
+        out[dtype] = None if k is None else stratified(cases, e, k, 3 * offset, stride)
+    return out
+
+
+if importlib.util.find_spec("jax") is not None:
+    import jax
+    import jax.numpy as jnp
+    import pytest
+
+    import mse_adapters.jax as mj
+
+    JAX_DTYPES = {"float64": jnp.float64, "float32": jnp.float32,
+                  "float16": jnp.float16, "bfloat16": jnp.bfloat16}
+
+    def value_and_vjp(spec: LossSpec, wrt: tuple[str, ...], arrays: dict[str, Any], mask: Any,
+                      ct: Any) -> tuple[Any, tuple[Any, ...]]:
+        """The loss and the gradient of sum(loss * ct) w.r.t. the arrays named in ``wrt``
+        (``ct=None``: ones, a scalar loss)."""
+        fn = mj.compile(spec)
+
+        def f(*xs: Any) -> Any:
+            a = {**arrays, **dict(zip(wrt, xs))}
+            return fn(a["pred"], a["target"], weight=a["weight"], sample_weight=a["sample_weight"],
+                      mask=mask)
+
+        out, pullback = jax.vjp(f, *(arrays[n] for n in wrt))
+        cot = jnp.ones_like(out) if ct is None else ct.astype(out.dtype)
+        return out, pullback(cot)
+
+    #: One trace and one XLA program per (spec, wrt, shapes, dtypes): the spec is static.
+    jit_value_and_vjp = jax.jit(value_and_vjp, static_argnums=(0, 1))
+
+    def x64(dtype: str) -> contextlib.AbstractContextManager[Any]:
+        return jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
+
+    def run(fn: Any, spec: LossSpec, case: Case, dtype: str,
+            wrt: Sequence[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """``fn`` (eager or jitted value_and_vjp) on the case's arrays in ``dtype``."""
+        with x64(dtype):
+            dt = JAX_DTYPES[dtype]
+            arrays = {n: None if getattr(case, n) is None else jnp.asarray(getattr(case, n), dt)
+                      for n in ARGS}
+            mask = None if case.mask is None else jnp.asarray(case.mask)
+            ct = None if case.cotangent is None else jnp.asarray(case.cotangent)
+            out, grads = fn(spec, tuple(wrt), arrays, mask, ct)
+            expected = jnp.float32 if dtype in ("float16", "bfloat16") else dt
+            assert out.dtype == expected, f"loss dtype {out.dtype} for {dtype} inputs"
+            for n, g in zip(wrt, grads):
+                assert g.dtype == dt, f"d/d{n} has dtype {g.dtype} for {dtype} inputs"
+            return (np.asarray(out, dtype=np.float64),
+                    {n: np.asarray(g, dtype=np.float64) for n, g in zip(wrt, grads)})
+
+    class JaxBackend:
+        dtypes = ("float64", "float32", "float16", "bfloat16")
+
+        def __init__(self, jit: bool) -> None:
+            self.jit = jit
+            self.name = "jax-jit" if jit else "jax"
+            self.fn = jit_value_and_vjp if jit else value_and_vjp
+            self._subsets: dict[str, frozenset[str] | None] | None = None
+            self._grid: frozenset[str] = frozenset()
+
+        def selected(self, case: Case, dtype: str) -> bool:
+            if self._subsets is None:
+                from .cases import all_cases
+
+                self._subsets = subsets(self.name, self.dtypes)
+                self._grid = frozenset(c.name for c in all_cases())
+            chosen = self._subsets[dtype]
+            if chosen is None or case.name in chosen:
+                return True
+            if case.name in self._grid:
+                return False
+            if case.name.startswith("hyp-"):  # hypothesis: a skip would end the whole property
+                return True
+            return not self.jit or FULL or zlib.crc32(case.name.encode()) % VECTOR_STRIDE == 0
+
+        def value_and_grad(
+            self, spec: LossSpec, case: Case, dtype: str, wrt: Sequence[str]
+        ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+            if not self.selected(case, dtype):
+                pytest.skip(f"{self.name} runs a stratified subset in {dtype} "
+                            "(tests/conformance/backend_jax.py; MSE_ADAPTERS_JAX_FULL=1 runs all)")
+            return run(self.fn, spec, case, dtype, wrt)
+
+    BACKENDS.extend([JaxBackend(jit=False), JaxBackend(jit=True)])

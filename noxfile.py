@@ -15,6 +15,7 @@ nox.options.sessions = ["tests"]
 
 CONSTRAINTS = ("-c", "constraints/ci.txt")
 KERAS_BACKENDS = ("tensorflow", "jax", "torch")
+KERAS_CI_DTYPES = {"jax": "float32"}  # MSE_ADAPTERS_KERAS_DTYPES; empty: all four
 
 
 def _install(session: nox.Session, extras: str) -> None:
@@ -35,7 +36,14 @@ def tests(session: nox.Session) -> None:
     _install(session, "dev")
     session.run("ruff", "check", "mse_adapters", "tests", "examples", "benchmarks", "noxfile.py")
     session.run("mypy")
-    session.run("pytest", *session.posargs)
+    session.run("pytest", *session.posargs, env={"KERAS_BACKEND": KERAS_BACKENDS[0]})
+    # Keras' backend is fixed per process: the Keras tests and the Keras conformance run again
+    # under each other backend (the run above covers keras-tensorflow). On JAX, whose eager
+    # mode is the slowest, the conformance grid runs in float32 only (CI time).
+    for backend in KERAS_BACKENDS[1:]:
+        env = {"KERAS_BACKEND": backend, "MSE_ADAPTERS_TEST_BACKENDS": "keras",
+               "MSE_ADAPTERS_KERAS_DTYPES": KERAS_CI_DTYPES.get(backend, "")}
+        session.run("pytest", "tests/keras", "tests/conformance", *session.posargs, env=env)
     for name in sorted(os.listdir("examples")):
         if name.endswith(".py"):
             session.run("python", os.path.join("examples", name))

@@ -158,11 +158,11 @@ class KerasOps(Ops):
         return False  # pragma: no cover - another backend: checks run, or fail loudly
 
     def where(self, cond: Array, x: Array | float, y: Array | float) -> Array:
-        # A Python number takes the other operand's dtype (Keras' torch backend would make
-        # where(c, 1.0, a 0-d float16 tensor) float32).
-        if isinstance(x, (int, float)) and not isinstance(y, (int, float)):
+        # A Python number next to a 0-d tensor takes the tensor's dtype (Keras' torch backend
+        # would make where(c, 1.0, a 0-d float16 tensor) float32).
+        if isinstance(x, (int, float)) and not isinstance(y, (int, float)) and not y.shape:
             x = ops.convert_to_tensor(x, dtype=_dtype(y))
-        elif isinstance(y, (int, float)) and not isinstance(x, (int, float)):
+        elif isinstance(y, (int, float)) and not isinstance(x, (int, float)) and not x.shape:
             y = ops.convert_to_tensor(y, dtype=_dtype(x))
         return ops.where(cond, x, y)
 

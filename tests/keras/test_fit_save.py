@@ -4,6 +4,8 @@ and ``model.save("m.keras")`` + ``keras.models.load_model`` without ``custom_obj
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -209,3 +211,34 @@ def test_gradient_wrt_the_prediction_in_fit_matches_the_reference():
     _, got = keras_run(loss, case)
     _, want = reference(preset("mse", per_sample=True, missing="nan"), case)
     np.testing.assert_allclose(got["y_pred"], want["y_pred"], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.distribute needs the TensorFlow backend")
+def test_mirrored_strategy_scales_like_keras():
+    """Under tf.distribute each replica's averaging loss is divided by the number of replicas,
+    as Keras' built-ins do (the SUM over replicas is then the global mean): both paths."""
+    import subprocess
+    import sys
+
+    code = """
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras, mse_adapters.keras as mk
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+rng = np.random.default_rng(0)
+y, p = rng.normal(size=(4, 3)).astype("float32"), rng.normal(size=(4, 3)).astype("float32")
+ds = strategy.experimental_distribute_dataset(tf.data.Dataset.from_tensor_slices((y, p)).batch(4))
+out = {}
+with strategy.scope():
+    for name, loss in (("keras", keras.losses.MeanSquaredError()), ("fast", mk.MeanSquaredError()),
+                       ("general", mk.MeanSquaredError(missing="nan"))):
+        per = strategy.run(lambda a, b: loss(a, b), args=next(iter(ds)))
+        out[name] = float(strategy.reduce(tf.distribute.ReduceOp.SUM, per, axis=None))
+want = float(np.mean((p - y) ** 2))
+assert all(abs(v - want) < 1e-6 for v in out.values()), (out, want)
+print("ok")
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "KERAS_BACKEND": "tensorflow"})
+    assert res.returncode == 0 and "ok" in res.stdout, res.stderr[-3000:]

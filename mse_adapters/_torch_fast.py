@@ -82,6 +82,11 @@ def _count(x: Tensor, n: int) -> Tensor:
     return c
 
 
+def _float_count(valid: Tensor, like: Tensor) -> Tensor:
+    """The number of true elements of ``valid`` broadcast to ``like``, as a sum of floats."""
+    return valid.expand(like.shape).to(like.dtype).sum()
+
+
 class SquareLoss(torch.autograd.Function):
     """sum(w m r**2) reduced and finalized, with r = input - target, w the (broadcast)
     weight, m the validity (mask and present targets; masked units contribute nothing to
@@ -119,7 +124,8 @@ class SquareLoss(torch.autograd.Function):
         elif weight_sum:
             den = wsum
         elif valid is not None:
-            den = _count(valid, input.numel()).to(input.dtype)
+            # the number of valid elements (compiled: a float sum, which fuses cheaply)
+            den = _count(valid, input.numel()).to(input.dtype) if not traced else _float_count(valid, input)
         else:
             den = input.new_full((), float(input.numel()))
 

@@ -46,9 +46,12 @@ Keras' trailing 1 are a ``ValueError`` (Keras broadcasts them silently); a 1-D `
 a ``(B,)`` ``sample_weight`` weights its elements (Keras multiplies the one per-sample mean
 by each weight); a ``(B, 1)`` ``sample_weight`` with ``reduction="none"`` gives shape
 ``(B,)``, the per-sample losses' shape (Keras gives ``(B, 1)``); d|x|/dx at 0 is 0 on every
-backend (``keras.losses.MeanAbsoluteError`` on JAX gives 1); weights and masks are
-value-checked in eager mode (``check_values=False`` turns that off; it is skipped under
-``tf.function``, ``jax.jit`` and ``torch.compile``); the loss dtype is kept in the config.
+backend (``keras.losses.MeanAbsoluteError`` on JAX gives 1); a NaN target under a Keras mask
+contributes nothing (Keras: NaN); a float64 loss is float64-accurate on every backend (Keras'
+torch and JAX backends average float64 in float32, and its ``log_cosh`` subtracts a float32
+log 2: those cases take the shared pipeline); weights and masks are value-checked in eager
+mode (``check_values=False`` turns that off; it is skipped under ``tf.function``, ``jax.jit``
+and ``torch.compile``); ``Huber``'s ``delta`` and the loss dtype are kept in the config.
 
 >>> import numpy as np
 >>> from mse_adapters.keras import MeanSquaredError
@@ -397,8 +400,6 @@ class _SpecLoss(keras.losses.Loss):
         mask: Any,
         check_values: bool,
     ) -> None:
-        if not isinstance(spec, LossSpec):
-            raise TypeError(f"spec must be a LossSpec, got {type(spec).__name__}")
         super().__init__(name=name, reduction="none", dtype=dtype)
         self.reduction = reduction  # Keras' vocabulary; the spec holds the meaning
         self.spec = spec

@@ -69,6 +69,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify as _checkify
+from jax.typing import ArrayLike
 
 from . import _core
 from ._core import ArgNames, Ops
@@ -97,6 +98,7 @@ __all__ = [
 NAMES = ArgNames(pred="predictions", target="targets")
 Multioutput = str | Sequence[float]
 CheckValues = bool | Literal["checkify"]
+OptArray = ArrayLike | None
 
 
 class JaxOps(Ops):
@@ -253,7 +255,7 @@ def _prepare(
 ) -> tuple[jax.Array, jax.Array, jax.Array | None, jax.Array | None, jax.Array | None]:
     pred = _array(NAMES.pred, predictions)
     target = jnp.zeros_like(pred) if targets is None else _array(NAMES.target, targets)
-    if spec.missing is not None:
+    if spec.missing is not None and targets is not None:  # (None: zeros, nothing missing)
         tdt = np.dtype(targets.dtype if hasattr(targets, "dtype") else np.asarray(targets).dtype)
         _core.check_missing_dtype(spec, NAMES, jnp.issubdtype(tdt, jnp.floating), str(tdt))
     dt = _compute_dtype(pred, target)
@@ -285,12 +287,12 @@ def _check_flag(check_values: Any) -> None:
 
 def loss(
     spec: LossSpec,
-    predictions: Any,
-    targets: Any = None,
+    predictions: ArrayLike,
+    targets: OptArray = None,
     *,
-    weight: Any = None,
-    sample_weight: Any = None,
-    mask: Any = None,
+    weight: OptArray = None,
+    sample_weight: OptArray = None,
+    mask: OptArray = None,
     check_values: CheckValues = True,
 ) -> jax.Array:
     """Evaluate any spec: a pure function, jit-able with the spec static
@@ -335,12 +337,12 @@ class Loss:
 
     def __call__(
         self,
-        predictions: Any,
-        targets: Any = None,
+        predictions: ArrayLike,
+        targets: OptArray = None,
         *,
-        weight: Any = None,
-        sample_weight: Any = None,
-        mask: Any = None,
+        weight: OptArray = None,
+        sample_weight: OptArray = None,
+        mask: OptArray = None,
     ) -> jax.Array:
         return loss(self.spec, predictions, targets, weight=weight, sample_weight=sample_weight,
                     mask=mask, check_values=self.check_values)
@@ -373,8 +375,8 @@ def _call(name: str, predictions: Any, targets: Any, weight: Any, sample_weight:
                 sample_weight=sample_weight, mask=mask, check_values=check_values)
 
 
-def mse(predictions: Any, targets: Any = None, *, weight: Any = None, sample_weight: Any = None,
-        mask: Any = None, missing: str | None = None, reduction: str = "mean",
+def mse(predictions: ArrayLike, targets: OptArray = None, *, weight: OptArray = None, sample_weight: OptArray = None,
+        mask: OptArray = None, missing: str | None = None, reduction: str = "mean",
         multioutput: Multioutput = "pooled", check_values: CheckValues = True) -> jax.Array:
     """Mean squared error; the default equals ``optax.squared_error(p, t).mean()`` (and
     ``2 * optax.l2_loss(p, t).mean()``).
@@ -388,16 +390,16 @@ def mse(predictions: Any, targets: Any = None, *, weight: Any = None, sample_wei
                  missing=missing, reduction=reduction, multioutput=_mo(multioutput))
 
 
-def mae(predictions: Any, targets: Any = None, *, weight: Any = None, sample_weight: Any = None,
-        mask: Any = None, missing: str | None = None, reduction: str = "mean",
+def mae(predictions: ArrayLike, targets: OptArray = None, *, weight: OptArray = None, sample_weight: OptArray = None,
+        mask: OptArray = None, missing: str | None = None, reduction: str = "mean",
         multioutput: Multioutput = "pooled", check_values: CheckValues = True) -> jax.Array:
     """Mean absolute error (d|r|/dr = 0 at r = 0, although ``jnp.abs`` gives 1 there)."""
     return _call("mae", predictions, targets, weight, sample_weight, mask, check_values,
                  missing=missing, reduction=reduction, multioutput=_mo(multioutput))
 
 
-def rmse(predictions: Any, targets: Any = None, *, weight: Any = None, sample_weight: Any = None,
-         mask: Any = None, missing: str | None = None, reduction: str = "mean",
+def rmse(predictions: ArrayLike, targets: OptArray = None, *, weight: OptArray = None, sample_weight: OptArray = None,
+         mask: OptArray = None, missing: str | None = None, reduction: str = "mean",
          multioutput: Multioutput = "pooled", check_values: CheckValues = True) -> jax.Array:
     """Root mean squared error. Default: pooled, the square root of the weighted mean over
     every element (as torchmetrics and Keras' metric); ``multioutput`` takes scikit-learn's
@@ -407,8 +409,8 @@ def rmse(predictions: Any, targets: Any = None, *, weight: Any = None, sample_we
                  missing=missing, reduction=reduction, multioutput=_mo(multioutput))
 
 
-def huber(predictions: Any, targets: Any = None, *, delta: float = 1.0, weight: Any = None,
-          sample_weight: Any = None, mask: Any = None, missing: str | None = None,
+def huber(predictions: ArrayLike, targets: OptArray = None, *, delta: float = 1.0, weight: OptArray = None,
+          sample_weight: OptArray = None, mask: OptArray = None, missing: str | None = None,
           reduction: str = "mean", check_values: CheckValues = True) -> jax.Array:
     """Huber loss, 0.5 r**2 for |r| <= delta, else delta (|r| - delta / 2); the default
     equals ``optax.huber_loss(p, t, delta=delta).mean()``."""
@@ -416,8 +418,8 @@ def huber(predictions: Any, targets: Any = None, *, delta: float = 1.0, weight: 
                  delta=delta, missing=missing, reduction=reduction)
 
 
-def smooth_l1(predictions: Any, targets: Any = None, *, beta: float = 1.0, weight: Any = None,
-              sample_weight: Any = None, mask: Any = None, missing: str | None = None,
+def smooth_l1(predictions: ArrayLike, targets: OptArray = None, *, beta: float = 1.0, weight: OptArray = None,
+              sample_weight: OptArray = None, mask: OptArray = None, missing: str | None = None,
               reduction: str = "mean", check_values: CheckValues = True) -> jax.Array:
     """Smooth L1, 0.5 r**2 / beta for |r| < beta, else |r| - beta / 2 (torch's
     ``SmoothL1Loss``; huber / beta)."""
@@ -425,17 +427,17 @@ def smooth_l1(predictions: Any, targets: Any = None, *, beta: float = 1.0, weigh
                  beta=beta, missing=missing, reduction=reduction)
 
 
-def log_cosh(predictions: Any, targets: Any = None, *, weight: Any = None, sample_weight: Any = None,
-             mask: Any = None, missing: str | None = None, reduction: str = "mean",
-             check_values: CheckValues = True) -> jax.Array:
+def log_cosh(predictions: ArrayLike, targets: OptArray = None, *, weight: OptArray = None,
+             sample_weight: OptArray = None, mask: OptArray = None, missing: str | None = None,
+             reduction: str = "mean", check_values: CheckValues = True) -> jax.Array:
     """log(cosh(r)), computed stably; the default equals ``optax.log_cosh(p, t).mean()``
     and ``reduction="none"`` equals ``optax.log_cosh(p, t)``."""
     return _call("log_cosh", predictions, targets, weight, sample_weight, mask, check_values,
                  missing=missing, reduction=reduction)
 
 
-def expectile(predictions: Any, targets: Any = None, *, tau: float = 0.5, weight: Any = None,
-              sample_weight: Any = None, mask: Any = None, missing: str | None = None,
+def expectile(predictions: ArrayLike, targets: OptArray = None, *, tau: float = 0.5, weight: OptArray = None,
+              sample_weight: OptArray = None, mask: OptArray = None, missing: str | None = None,
               reduction: str = "mean", check_values: CheckValues = True) -> jax.Array:
     """Asymmetric squared error: ``tau * r**2`` where predictions < targets
     (under-prediction), ``(1 - tau) * r**2`` where predictions > targets. tau = 0.5 is
@@ -444,8 +446,8 @@ def expectile(predictions: Any, targets: Any = None, *, tau: float = 0.5, weight
                  tau=tau, missing=missing, reduction=reduction)
 
 
-def nmse(predictions: Any, targets: Any = None, *, weight: Any = None, sample_weight: Any = None,
-         mask: Any = None, missing: str | None = None, multioutput: Multioutput = "uniform_average",
+def nmse(predictions: ArrayLike, targets: OptArray = None, *, weight: OptArray = None, sample_weight: OptArray = None,
+         mask: OptArray = None, missing: str | None = None, multioutput: Multioutput = "uniform_average",
          check_values: CheckValues = True) -> jax.Array:
     """Normalised MSE per output (weighted SSE / weighted, centred SST), combined by
     ``multioutput``. NMSE = 1 - R^2."""
@@ -453,8 +455,8 @@ def nmse(predictions: Any, targets: Any = None, *, weight: Any = None, sample_we
                  missing=missing, multioutput=_mo(multioutput))
 
 
-def r2(predictions: Any, targets: Any = None, *, weight: Any = None, sample_weight: Any = None,
-       mask: Any = None, missing: str | None = None, multioutput: Multioutput = "uniform_average",
+def r2(predictions: ArrayLike, targets: OptArray = None, *, weight: OptArray = None, sample_weight: OptArray = None,
+       mask: OptArray = None, missing: str | None = None, multioutput: Multioutput = "uniform_average",
        check_values: CheckValues = True) -> jax.Array:
     """Coefficient of determination, as ``sklearn.metrics.r2_score`` (``force_finite``), in
     Optax's argument order ``(predictions, targets)``. A score: minimise ``-r2``."""
@@ -467,8 +469,8 @@ def r2(predictions: Any, targets: Any = None, *, weight: Any = None, sample_weig
 # ---------------------------------------------------------------------------------------
 
 
-def squared_error(predictions: Any, targets: Any = None, *, weight: Any = None,
-                  sample_weight: Any = None, mask: Any = None, missing: str | None = None,
+def squared_error(predictions: ArrayLike, targets: OptArray = None, *, weight: OptArray = None,
+                  sample_weight: OptArray = None, mask: OptArray = None, missing: str | None = None,
                   check_values: CheckValues = True) -> jax.Array:
     """Elementwise (predictions - targets)**2, as ``optax.squared_error``; weighted, and
     exactly 0 where masked or missing. Half-precision inputs give float32."""
@@ -476,24 +478,24 @@ def squared_error(predictions: Any, targets: Any = None, *, weight: Any = None,
                missing=missing, reduction="none", check_values=check_values)
 
 
-def absolute_error(predictions: Any, targets: Any = None, *, weight: Any = None,
-                   sample_weight: Any = None, mask: Any = None, missing: str | None = None,
+def absolute_error(predictions: ArrayLike, targets: OptArray = None, *, weight: OptArray = None,
+                   sample_weight: OptArray = None, mask: OptArray = None, missing: str | None = None,
                    check_values: CheckValues = True) -> jax.Array:
     """Elementwise |predictions - targets| (gradient 0 at 0); weighted, 0 where masked."""
     return mae(predictions, targets, weight=weight, sample_weight=sample_weight, mask=mask,
                missing=missing, reduction="none", check_values=check_values)
 
 
-def l2_loss(predictions: Any, targets: Any = None, *, weight: Any = None,
-            sample_weight: Any = None, mask: Any = None, missing: str | None = None,
+def l2_loss(predictions: ArrayLike, targets: OptArray = None, *, weight: OptArray = None,
+            sample_weight: OptArray = None, mask: OptArray = None, missing: str | None = None,
             check_values: CheckValues = True) -> jax.Array:
     """Elementwise 0.5 (predictions - targets)**2, as ``optax.l2_loss``."""
     return 0.5 * squared_error(predictions, targets, weight=weight, sample_weight=sample_weight,
                                mask=mask, missing=missing, check_values=check_values)
 
 
-def huber_loss(predictions: Any, targets: Any = None, *, delta: float = 1.0, weight: Any = None,
-               sample_weight: Any = None, mask: Any = None, missing: str | None = None,
+def huber_loss(predictions: ArrayLike, targets: OptArray = None, *, delta: float = 1.0, weight: OptArray = None,
+               sample_weight: OptArray = None, mask: OptArray = None, missing: str | None = None,
                check_values: CheckValues = True) -> jax.Array:
     """Elementwise Huber loss, as ``optax.huber_loss`` (but no silent broadcasting)."""
     return huber(predictions, targets, delta=delta, weight=weight, sample_weight=sample_weight,

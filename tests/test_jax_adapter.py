@@ -277,3 +277,13 @@ def test_checkify_mode_eagerly_raises():
 def test_missing_nan_with_integer_targets():
     with pytest.raises(ValueError, match="missing='nan' .* targets has dtype int32"):
         mj.mse(jnp.zeros(3), jnp.zeros(3, jnp.int32), missing="nan")
+
+
+def test_import_loads_jax_only():
+    import subprocess
+    import sys
+
+    code = ("import sys, mse_adapters.jax; print(' '.join(m for m in "
+            "('jax', 'torch', 'tensorflow', 'keras', 'optax', 'sklearn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.split() == ["jax"]

@@ -208,3 +208,21 @@ def test_second_order_gradients():
     np.testing.assert_allclose(np.asarray(h), np.eye(4) * 2.0 / 4.0, rtol=1e-6)
     hm = jax.hessian(lambda x: mj.mae(x, t))(jnp.asarray(p))
     np.testing.assert_array_equal(np.asarray(hm), 0.0)
+
+
+# -- half precision under jit (the conformance backend jax-jit runs float32 and float64) -----
+
+HALF_JIT_CASES = ["mse-mean-combined-2d", "huber-sum-ps-combined-3d", "log_cosh-none-mask-2d",
+                  "rmse-mo=raw_values-combined", "r2-mean-combined-2d", "mae-per_output-weight_output-2d",
+                  "expectile-sum_over_batch_size-sample_weight_col-2d", "everything-masked"]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("name", HALF_JIT_CASES)
+def test_half_precision_under_jit_against_the_reference(name, dtype):
+    from tests.conformance.backend_jax import JaxBackend
+    from tests.conformance.cases import all_cases
+    from tests.conformance.harness import check
+
+    case = next(c for c in all_cases() if c.name == name)
+    check(JaxBackend(jit=True, dtypes=(dtype,), sampled=False), case, dtype)

@@ -34,7 +34,10 @@ def _cases() -> list[tuple[KCase, tuple[str, ...]]]:
 
     def y(*shape: int) -> tuple[np.ndarray, np.ndarray]:
         t = rng.normal(0.0, 1.5, shape)
-        return t, t + rng.normal(0.0, 1.0, shape)  # no exactly-zero residual
+        # |residual| >= 0.35: no exact zero (MAE's d|x|/dx) and no small log-cosh residual
+        # (test_log_cosh_of_small_residuals_is_accurate)
+        r = rng.choice([-1.0, 1.0], shape) * rng.uniform(0.35, 2.5, shape)
+        return t, t + r
 
     def w(*shape: int) -> np.ndarray:
         return rng.uniform(0.2, 3.0, shape)
@@ -221,6 +224,20 @@ def test_mae_gradient_at_a_zero_residual_is_zero():
     # Keras' d|x|/dx at 0 is its backend's: 0 on TensorFlow and torch, 1 on JAX.
     expected = 1.0 / 12.0 if BACKEND == "jax" else 0.0
     assert np.allclose(np.abs(theirs["y_pred"][:, [0, 2]]), expected)
+
+
+@pytest.mark.parametrize("scale", [1e-3, 0.05, 0.25])
+def test_log_cosh_of_small_residuals_is_accurate(scale):
+    """Keras' r + softplus(-2 r) - log 2 cancels for small |r| (a relative error ~eps / r**2);
+    below |r| = 0.3 we use the pipeline's Taylor series (bit for bit Keras above)."""
+    f32 = lambda x: x.astype(np.float32).astype(np.float64)  # noqa: E731 - what the loss sees
+    p = f32(T + scale * RNG.normal(size=T.shape))
+    case = KCase(f"small-{scale}", f32(T), p, sample_weight=f32(RNG.uniform(0.5, 2.0, 4)))
+    got = _close_to_reference(mk.LogCosh(), case)
+    ref, _ = reference(mk.LogCosh().spec, case, wrt=())
+    keras_v = _keras_value(keras.losses.LogCosh(), case)
+    if scale == 1e-3:
+        assert abs(keras_v - ref) > 1e-3 * ref and abs(got - ref) < 1e-5 * ref
 
 
 def test_huber_keeps_delta_in_its_config():

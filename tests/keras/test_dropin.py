@@ -78,8 +78,10 @@ def _cases() -> list[tuple[KCase, tuple[str, ...]]]:
 
 
 CASES = _cases()
+#: Every default built-in on every case; Huber with another delta on the 2-D cases.
 PARAMS = [pytest.param(name, red, case, id=f"{name}-{red}-{case.name}")
-          for name in BUILTINS for case, reds in CASES for red in reds]
+          for name in BUILTINS for case, reds in CASES for red in reds
+          if name != "huber-delta0.3" or case.name.startswith("2d")]
 
 
 def _pair(name: str, reduction: str):

@@ -21,7 +21,7 @@ from mse_adapters import keras as mk
 
 from ._runner import Candidate, Row, Target, cell_rows
 
-SAMPLES = 16384
+SAMPLES = 65536
 BATCH = 256
 FEATURES = 32
 OUTPUTS = 10

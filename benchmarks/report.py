@@ -74,6 +74,24 @@ def rows_table(rows: list[dict[str, Any]], backend: str) -> str:
     return "\n".join(lines)
 
 
+def summary_table(result: dict[str, Any]) -> str:
+    """Every case at its largest size, forward and backward (Keras: model.fit): each
+    candidate against the cell's baseline."""
+    largest: dict[tuple[str, str], int] = {}
+    for r in result["rows"]:
+        key = (r["backend"], r["case"])
+        largest[key] = max(largest.get(key, 0), r["size"])
+    lines = ["| backend | case | N | candidate | baseline | ratio (IQR) | GB/s |",
+             "|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        if (r["mode"] not in ("fwd+bwd", "fit") or r["size"] != largest[(r["backend"], r["case"])]
+                or r["candidate"] == r["baseline"]):
+            continue
+        lines.append(f"| {r['backend']} | {r['case']} | {_size(r['size'])} | {r['candidate']} | "
+                     f"{r['baseline']} | {_ratio(r)} | {r['gbps']:.2f} |")
+    return "\n".join(lines)
+
+
 def markdown(result: dict[str, Any]) -> str:
     out = ["# Benchmarks", "", header(result), "", "## Targets (issue 7)", "", targets_table(result), ""]
     if result["skipped"]:
@@ -92,7 +110,10 @@ def markdown(result: dict[str, Any]) -> str:
 def update_readme(path: pathlib.Path, result: dict[str, Any]) -> None:
     """Put the header and the targets table between README's markers."""
     text = path.read_text()
-    block = "\n".join([README_START, "", header(result), "", targets_table(result), "", README_END])
+    block = "\n".join([README_START, "", header(result), "", targets_table(result), "",
+                       "Every case at its largest size, forward and backward (time ratios; the "
+                       "full table, every size and mode, is `benchmarks/results/latest.md`):", "",
+                       summary_table(result), "", README_END])
     pattern = re.compile(re.escape(README_START) + ".*?" + re.escape(README_END), re.S)
     if not pattern.search(text):
         raise SystemExit(f"{path} has no benchmark markers ({README_START!r} ... {README_END!r})")

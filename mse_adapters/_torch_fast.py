@@ -75,7 +75,7 @@ def _mask_bits(valid: Tensor, dtype: torch.dtype) -> Tensor:
 
 
 def _count(x: Tensor, n: int) -> Tensor:
-    """The number of true elements of ``x`` broadcast to ``n`` elements, as a float."""
+    """The number of true elements of ``x`` broadcast to ``n`` elements (an int64 tensor)."""
     c = torch.count_nonzero(x)
     if x.numel() != n:
         c = c * (n // x.numel()) if x.numel() else c

@@ -191,6 +191,7 @@ def _tensor(name: str, x: Any, like: Tensor | None) -> Tensor:
             dt = str(x.dtype).removeprefix("torch.")
             raise TypeError(f"{name} has complex dtype {dt}; only real inputs are supported")
         return x
+    _core.check_not_foreign(name, x, "torch")
     if like is None:
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     return torch.as_tensor(x, device=like.device)
@@ -307,6 +308,12 @@ def _fast_paths(spec: LossSpec) -> _FastPaths:
     return _FastPaths(spec)
 
 
+def _check_missing(spec: LossSpec, target: Any) -> None:
+    """missing="nan" needs targets that can hold NaN (DESIGN §3; same error in every backend)."""
+    if spec.missing is not None and isinstance(target, Tensor) and not target.is_floating_point():
+        _core.check_missing_dtype(spec, NAMES, False, str(target.dtype).removeprefix("torch."))
+
+
 def _dispatch(
     fast: _FastPaths,
     input: Any,
@@ -318,6 +325,7 @@ def _dispatch(
 ) -> Tensor:
     """``spec`` on the arguments by the fastest path that has its semantics."""
     spec = fast.spec
+    _check_missing(spec, target)
     if fast.plain is not None and weight is None and sample_weight is None and mask is None:
         return fast.plain(input, target)
     small = (isinstance(input, Tensor) and input.numel() < SQUARE_MIN_NUMEL
@@ -367,6 +375,7 @@ def loss(
     on the host in float64 at each call (build a :class:`Loss` to factor it once); one that
     requires grad is factored in the compute dtype so that its gradient flows. ``var`` is the
     predicted variance of ``penalty="gaussian_nll"``."""
+    _check_missing(spec, target)
     if (covariance is not None or scale_tril is not None or precision is not None or var is not None
             or _tw.needs_structured(spec)):
         return _tw.functional_loss(spec, input, target, weight, sample_weight, mask, check_values,

@@ -39,7 +39,7 @@ class Entry:
 
 
 Z = np.zeros
-O = np.ones
+ONES = np.ones
 V = ValueError
 T = TypeError
 
@@ -54,38 +54,38 @@ ENTRIES: list[Entry] = [
     Entry("pred (2,3,4) vs target (2,4,3)", V, ("same shape", "(2, 3, 4)", "(2, 4, 3)"),
           pred=Z((2, 3, 4)), target=Z((2, 4, 3))),
     # -- weights, sample weights and masks that do not broadcast ------------------------------
-    Entry("weight (4,) vs (5,3)", V, ("weight", "(4,)", "(5, 3)", "broadcast"), weight=O(4)),
-    Entry("weight (5,) vs (5,3): trailing, not leading", V, ("weight", "(5,)", "(5, 3)"), weight=O(5)),
-    Entry("weight (2,5,3) would grow the loss", V, ("weight", "(2, 5, 3)"), weight=O((2, 5, 3))),
-    Entry("weight (5,1,3) would grow the loss", V, ("weight", "(5, 1, 3)"), weight=O((5, 1, 3))),
+    Entry("weight (4,) vs (5,3)", V, ("weight", "(4,)", "(5, 3)", "broadcast"), weight=ONES(4)),
+    Entry("weight (5,) vs (5,3): trailing, not leading", V, ("weight", "(5,)", "(5, 3)"), weight=ONES(5)),
+    Entry("weight (2,5,3) would grow the loss", V, ("weight", "(2, 5, 3)"), weight=ONES((2, 5, 3))),
+    Entry("weight (5,1,3) would grow the loss", V, ("weight", "(5, 1, 3)"), weight=ONES((5, 1, 3))),
     Entry("sample_weight (3,) is trailing-aligned (wrong rows)", V, ("sample_weight", "(3,)", "leading"),
-          sample_weight=O(3)),
+          sample_weight=ONES(3)),
     Entry("sample_weight (3,) vs (3,5): pairs wrong rows", V, ("sample_weight", "(5,)", "leading"),
-          pred=Z((3, 5)), sample_weight=O(5)),
-    Entry("sample_weight (6,) vs (5,3)", V, ("sample_weight", "(6,)", "(5, 3)"), sample_weight=O(6)),
+          pred=Z((3, 5)), sample_weight=ONES(5)),
+    Entry("sample_weight (6,) vs (5,3)", V, ("sample_weight", "(6,)", "(5, 3)"), sample_weight=ONES(6)),
     Entry("sample_weight (5,3,1) has too many axes", V, ("sample_weight", "(5, 3, 1)"),
-          sample_weight=O((5, 3, 1))),
-    Entry("mask (4,) vs (5,3)", V, ("mask", "(4,)", "(5, 3)"), mask=O(4, bool)),
-    Entry("mask (5,) vs (5,3)", V, ("mask", "(5,)", "(5, 3)"), mask=O(5, bool)),
-    Entry("mask (2,5,3) would grow the loss", V, ("mask", "(2, 5, 3)"), mask=O((2, 5, 3), bool)),
+          sample_weight=ONES((5, 3, 1))),
+    Entry("mask (4,) vs (5,3)", V, ("mask", "(4,)", "(5, 3)"), mask=ONES(4, bool)),
+    Entry("mask (5,) vs (5,3)", V, ("mask", "(5,)", "(5, 3)"), mask=ONES(5, bool)),
+    Entry("mask (2,5,3) would grow the loss", V, ("mask", "(2, 5, 3)"), mask=ONES((2, 5, 3), bool)),
     # -- weight and mask values (eager checks) --------------------------------------------------
     Entry("negative weight", V, ("weight", "negative"), weight=np.array([1.0, -1.0, 1.0])),
     Entry("NaN weight", V, ("weight", "finite"), weight=np.array([1.0, np.nan, 1.0])),
     Entry("inf weight", V, ("weight", "finite"), weight=np.array([1.0, np.inf, 1.0])),
-    Entry("negative sample_weight", V, ("sample_weight", "negative"), sample_weight=-O(5)),
+    Entry("negative sample_weight", V, ("sample_weight", "negative"), sample_weight=-ONES(5)),
     Entry("NaN sample_weight", V, ("sample_weight", "finite"), sample_weight=np.full(5, np.nan)),
     Entry("inf sample_weight", V, ("sample_weight", "finite"), sample_weight=np.full(5, np.inf)),
     Entry("mask of 0.5", V, ("mask", "0 and 1"), mask=np.full((5, 3), 0.5)),
     Entry("mask of 2", V, ("mask", "0 and 1"), mask=np.full((5, 3), 2.0)),
     Entry("mask with NaN", V, ("mask", "0 and 1"), mask=np.full((5, 3), np.nan)),
     Entry("negative weight under the mask is still an error", V, ("weight", "negative"),
-          weight=-O((5, 3)), mask=Z((5, 3), bool)),
+          weight=-ONES((5, 3)), mask=Z((5, 3), bool)),
     # -- dtypes ------------------------------------------------------------------------------------
     Entry("complex prediction", T, ("{pred}", "complex"), pred=Z((5, 3), np.complex64)),
-    Entry("complex target", T, ("{target}", "complex"), target=O((5, 3), np.complex64)),
-    Entry("complex weight", T, ("weight", "complex"), weight=O(3, np.complex64)),
+    Entry("complex target", T, ("{target}", "complex"), target=ONES((5, 3), np.complex64)),
+    Entry("complex weight", T, ("weight", "complex"), weight=ONES(3, np.complex64)),
     Entry("missing='nan' with integer targets (no NaN possible)", V, ("missing", "{target}", "NaN"),
-          spec=("mse", {"missing": "nan"}), target=O((5, 3), np.int32)),
+          spec=("mse", {"missing": "nan"}), target=ONES((5, 3), np.int32)),
     # -- parameters out of range and unknown options (raised when the loss is built) ----------
     Entry("unknown reduction", V, ("reduction", "'batchmean'", "allowed"), spec=("mse", {"reduction": "batchmean"}),
           when="build"),

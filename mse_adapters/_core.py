@@ -433,7 +433,7 @@ def check_structured(
         if not isinstance(var, (int, float)):
             var_shape(ops.shape(var), shape, names)
         elif var < 0:
-            raise ValueError("var must be non-negative; it has negative entry/entries")
+            raise ValueError(VAR_NEGATIVE)
     elif var is not None:
         raise ValueError(
             "var is the predicted variance of penalty='gaussian_nll' (without a covariance); got "
@@ -455,7 +455,7 @@ def check_structured_values(
     masked when whitening."""
     if var is not None and not isinstance(var, (int, float)) and not ops.is_tracing(var):
         if not ops.all(~(var < 0)):
-            raise ValueError("var must be non-negative; it has negative entry/entries")
+            raise ValueError(VAR_NEGATIVE)
     if spec.transform != "whiten" or not shape or ops.is_tracing(pred):
         return
     nan = spec.missing == "nan"
@@ -467,15 +467,24 @@ def check_structured_values(
         valid = present if valid is None else ops.logical_and(valid, present)
     count = ops.sum(ops.to_float(valid, pred), (len(shape) - 1,))
     if not ops.all(ops.logical_or(count == 0, count == float(shape[-1]))):
-        what = names.mask if not nan else (
-            f"{names.mask} (and the NaN values of {names.target}, missing='nan')" if mask is not None
-            else f"the NaN values of {names.target} (missing='nan')")
-        raise ValueError(
-            f"{what} must keep or drop whole samples when whitening along the last axis "
-            "(covariance or scale_tril): a whitened coordinate mixes every output of its sample, "
-            "so a partly observed sample has no whitened residual. Mask whole samples, or use a "
-            "precision (cost) matrix, whose quadratic form is exact on the observed outputs"
-        )
+        raise ValueError(partial_sample_message(names, nan, mask is not None))
+
+
+#: The eager check of ``var`` (and the checkify one of the JAX adapter).
+VAR_NEGATIVE = "var must be non-negative; it has negative entry/entries"
+
+
+def partial_sample_message(names: ArgNames, nan: bool, has_mask: bool) -> str:
+    """The error of a partly observed sample when whitening (eager, or a checkify check)."""
+    what = names.mask if not nan else (
+        f"{names.mask} (and the NaN values of {names.target}, missing='nan')" if has_mask
+        else f"the NaN values of {names.target} (missing='nan')")
+    return (
+        f"{what} must keep or drop whole samples when whitening along the last axis "
+        "(covariance or scale_tril): a whitened coordinate mixes every output of its sample, "
+        "so a partly observed sample has no whitened residual. Mask whole samples, or use a "
+        "precision (cost) matrix, whose quadratic form is exact on the observed outputs"
+    )
 
 
 def _whole_samples(ops: Ops, valid: Array, shape: Shape, like: Array) -> Array:

@@ -177,9 +177,10 @@ def _worst(values: np.ndarray) -> tuple[tuple[int, ...], float]:
     return tuple(int(i) for i in idx), float(values[idx] if values.ndim else values)
 
 
-def host_factor(name: str, matrix: Any, eps: float) -> HostFactor:
+def host_factor(name: str, matrix: Any, eps: float, inverse: bool = True) -> HostFactor:
     """Validate and factor a concrete matrix in float64. ``eps``: the machine epsilon of the
-    dtype the matrix was given in (it sets the symmetry tolerance).
+    dtype the matrix was given in (it sets the symmetry tolerance). ``inverse=False`` skips
+    the inverse factor (``inv_scale_tril`` is None): validation only.
 
     ``covariance``: symmetric positive definite, factored by Cholesky. ``scale_tril``: lower
     triangular with a positive diagonal. ``precision``: symmetric positive SEMI-definite (may
@@ -229,8 +230,7 @@ def host_factor(name: str, matrix: Any, eps: float) -> HostFactor:
                 f"{name} must be positive definite; its Cholesky factorisation failed{_where(idx)}: "
                 f"smallest eigenvalue {smallest:.6g}"
             ) from None
-    eye = np.broadcast_to(np.eye(d), lower.shape)
-    inv = np.tril(tril_solve(lower, eye))
+    inv = np.tril(tril_solve(lower, np.broadcast_to(np.eye(d), lower.shape))) if inverse else None
     with np.errstate(divide="ignore"):
         log_diag = np.log(np.diagonal(lower, axis1=-2, axis2=-1))
     return HostFactor(name, np.ascontiguousarray(lower), inv, log_diag, None)

@@ -183,6 +183,86 @@ def setup_module(module: Loss, spec: LossSpec, covariance: Any, scale_tril: Any,
     return spec
 
 
+#: The buffers that hold a constant matrix, by how it is applied (``_State.kind``).
+_FACTOR_BUFFERS: dict[str | None, tuple[str, ...]] = {
+    None: (), "inverse": ("inv_scale_tril", "log_scale_diag"), "solve": ("scale_tril", "log_scale_diag"),
+    "precision": ("precision",), "trainable": (),
+}
+_MATRIX_NAMES = (None, "covariance", "scale_tril", "precision")
+
+
+def get_state(module: Loss) -> dict[str, Any]:
+    """The matrix part of the module's extra state: which matrix it was given and how it is
+    applied (the tensors themselves are buffers or the ``scale_tril`` parameter, except a
+    trainable ``scale_tril`` that is not a Parameter, which is kept here)."""
+    st = _state(module)
+    out: dict[str, Any] = {"matrix": st.name, "factor": st.kind}
+    if st.tensor is not None:
+        out["scale_tril_tensor"] = st.tensor.detach()
+    return out
+
+
+def check_state(module: Loss, extra: dict[str, Any], spec: LossSpec) -> None:
+    """A ValueError where the matrix part of a saved state is not one this code wrote."""
+    name, kind = extra.get("matrix"), extra.get("factor")
+    if name not in _MATRIX_NAMES or kind not in _FACTOR_BUFFERS:
+        raise ValueError(f"unknown matrix {name!r} / factor {kind!r} in the saved state of {type(module).__name__}")
+    if (name is None) != (spec.transform is None) or (name is None) != (kind is None):
+        raise ValueError(f"the saved state's matrix ({name!r}, {kind!r}) does not match its spec's "
+                         f"transform={spec.transform!r}")
+    t = extra.get("scale_tril_tensor")
+    if t is not None and not (kind == "trainable" and isinstance(t, Tensor)):
+        raise ValueError(f"a scale_tril_tensor in the saved state of {type(module).__name__} with factor {kind!r}")
+
+
+def load_structure(module: Loss, extra: dict[str, Any], spec: LossSpec, state_dict: Any, prefix: str,
+                   place: Any) -> None:
+    """Give ``module`` the matrix slots of a saved state (checked by :func:`check_state`),
+    before torch copies the tensors into them: stale buffers (or the trainable parameter)
+    are removed, absent ones are registered with the saved shape and dtype (on the device
+    ``place(current)`` names), so that a module built with other (or no) matrix arguments
+    loads strictly. A trainable ``scale_tril`` Parameter of the same shape is kept (copied
+    into in place, so that an optimizer holding it keeps training it)."""
+    name, kind = extra.get("matrix"), extra.get("factor")
+    keep = _FACTOR_BUFFERS[kind]
+    for b in ("inv_scale_tril", "log_scale_diag", "precision", "scale_tril"):
+        if b in module._buffers and b not in keep:
+            del module._buffers[b]
+    tensor = extra.get("scale_tril_tensor")
+    param = kind == "trainable" and tensor is None
+    if not param and "scale_tril" in module._parameters:
+        del module._parameters["scale_tril"]
+    factor = None
+    for b in keep:
+        t = state_dict.get(prefix + b)
+        if not isinstance(t, Tensor):
+            continue  # torch reports the missing key, or we do
+        cur = module._buffers.get(b)
+        if cur is None or cur.shape != t.shape or cur.dtype != t.dtype:
+            module.register_buffer(b, torch.empty_like(t, device=place(cur)))
+        if b != "log_scale_diag":
+            factor = t
+    if param:
+        t = state_dict.get(prefix + "scale_tril")
+        if isinstance(t, Tensor):
+            factor = t
+            if module._parameters.get("scale_tril") is None:
+                module.register_parameter("scale_tril", nn.Parameter(torch.empty_like(t, device=place(None))))
+    st = _state(module)
+    if tensor is not None:
+        factor = tensor
+        if st.tensor is not None and st.tensor.shape == tensor.shape:
+            with torch.no_grad():
+                st.tensor.copy_(tensor)
+        else:
+            st.tensor = tensor.detach().clone().to(place(st.tensor)).requires_grad_(True)
+    else:
+        st.tensor = None
+    st.name, st.kind, st.cache = name, kind, None
+    st.fast = (spec.transform == "whiten" and _plain_whitened(spec) and factor is not None
+               and factor.ndim == 2)
+
+
 def _plain_whitened(spec: LossSpec) -> bool:
     """The GLS loss with nothing else: square penalty, a plain reduction, no finalizer."""
     return spec == LossSpec(penalty="square", reduction=spec.reduction, transform=spec.transform) and (

@@ -20,6 +20,7 @@ array([0.64549722, 1.        ])
 from __future__ import annotations
 
 import builtins
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -435,22 +436,9 @@ def compile(spec: LossSpec) -> Callable[..., Result]:  # noqa: A001 - the packag
     2.5
     """
 
-    def loss_fn(
-        y_true: ArrayLike,
-        y_pred: ArrayLike,
-        *,
-        sample_weight: ArrayLike | None = None,
-        weight: ArrayLike | None = None,
-        mask: ArrayLike | None = None,
-        covariance: ArrayLike | None = None,
-        scale_tril: ArrayLike | None = None,
-        precision: ArrayLike | None = None,
-        var: ArrayLike | float | None = None,
-    ) -> Result:
-        return _evaluate(spec, y_true, y_pred, sample_weight, weight, mask, True,
-                         covariance, scale_tril, precision, var)
-
-    loss_fn.__name__ = "loss"
+    # a partial of the module-level function (not a closure), so that it pickles
+    loss_fn = functools.partial(loss, spec)
+    loss_fn.__name__ = "loss"  # type: ignore[attr-defined]
     loss_fn.spec = spec  # type: ignore[attr-defined]
     return loss_fn
 

@@ -16,6 +16,25 @@ Argument order and defaults follow ``torch.nn``: ``loss(input, target)`` with
 broadcasting). float16/bfloat16 inputs are computed in float32 and the loss is float32;
 integer inputs are promoted to the default dtype.
 
+Saving and loading. A module's ``state_dict`` holds everything that makes the loss what it
+is: its ``weight`` and ``mask`` buffers, its matrix (the float64 factor buffers of a
+covariance, the ``precision`` buffer, or the trainable ``scale_tril`` parameter) and, as the
+``_extra_state`` entry, its spec (``LossSpec.to_dict()``: ``delta``, ``reduction``,
+``missing``, ...) with the names of the optional tensors it holds: plain dicts, strings,
+numbers and tensors, so ``torch.load(path, weights_only=True)`` reads it.
+``load_state_dict`` restores all of it into a module of the same class built with ANY
+arguments (the defaults, say): the spec is replaced by the saved one, tensors the module
+lacks are added (with the saved shape and dtype, on the device of the module's other
+tensors), tensors the saved loss did not have are removed, and a strict load matches every
+key. A trainable ``scale_tril`` Parameter of the saved shape is copied into in place (an
+optimizer holding it keeps it); a new one is created where the module had none (build the
+optimizer after loading then). What a class is cannot change: loading a ``HuberLoss``
+state into an ``MSELoss`` (another penalty or finalizer; for the Gaussian NLLs also another
+transform) is a ``RuntimeError`` naming both, and ``Loss`` loads any spec. A state without
+the ``_extra_state`` entry (``torch.nn.MSELoss``'s, which is empty) loads as torch does,
+leaving the spec as built. ``check_values`` is a setting of the module, not of the loss:
+it is not saved. ``copy.deepcopy`` and ``pickle`` keep everything, ``check_values`` too.
+
 >>> import torch
 >>> from mse_adapters.torch import MSELoss
 >>> loss = MSELoss(missing="nan")
@@ -170,6 +189,8 @@ class TorchOps(Ops):
 
 
 _OPS = TorchOps()
+#: The version of a module's extra state (``get_extra_state``); bumped when it changes.
+_STATE_FORMAT = 1
 
 
 def _compute_dtype(*xs: Tensor) -> torch.dtype:
@@ -452,6 +473,90 @@ class Loss(nn.Module):
         super().__setstate__(state)
         self._fast = _fast_paths(self.spec)
 
+    # -- state_dict: the spec and the optional tensors travel with the state --------------
+
+    #: The spec fields that make a class the loss it is: a state whose spec differs in one
+    #: of them is an error to load (``Loss`` itself loads any spec).
+    _identity_fields: tuple[str, ...] = ()
+
+    def get_extra_state(self) -> dict[str, Any]:
+        """The spec (``LossSpec.to_dict()``) and which optional tensors the module holds:
+        plain dicts, strings, numbers and tensors, safe for ``torch.load(weights_only=True)``."""
+        return {"format": _STATE_FORMAT, "spec": self.spec.to_dict(),
+                "weight": self._buffers["weight"] is not None, "mask": self._buffers["mask"] is not None,
+                **_tw.get_state(self)}
+
+    def _saved_spec(self, extra: Any) -> LossSpec:
+        """The spec of a saved extra state, checked against this class (ValueError)."""
+        if not isinstance(extra, dict) or not isinstance(extra.get("spec"), dict):
+            raise ValueError(f"{type(self).__name__}: the saved extra state is not one of mse_adapters' "
+                             f"(a dict with a 'spec'), got {type(extra).__name__}")
+        fmt = extra.get("format")
+        if fmt != _STATE_FORMAT:
+            raise ValueError(f"{type(self).__name__}: saved state format {fmt!r}; this version of "
+                             f"mse_adapters reads format {_STATE_FORMAT}")
+        spec = LossSpec.from_dict(extra["spec"])
+        diff = [f for f in self._identity_fields if getattr(spec, f) != getattr(self.spec, f)]
+        if diff:
+            have = ", ".join(f"{f}={getattr(self.spec, f)!r}" for f in diff)
+            raise ValueError(
+                f"cannot load the state of {spec!r} into {type(self).__name__}, which has {have}: "
+                "build the class that saved it, or a mse_adapters.torch.Loss (which loads any spec)"
+            )
+        _tw.check_state(self, extra, spec)
+        return spec
+
+    def set_extra_state(self, state: Any) -> None:
+        """Restore the spec (``load_state_dict`` has already given the module the saved
+        tensors' slots; called alone, the saved state must have the module's slots)."""
+        spec = self._saved_spec(state)
+        have = _tw.get_state(self)
+        if (state.get("matrix"), state.get("factor")) != (have["matrix"], have["factor"]) or any(
+                bool(state.get(k)) != (self._buffers[k] is not None) for k in ("weight", "mask")):
+            raise ValueError(f"{type(self).__name__}.set_extra_state: the saved state has other tensors "
+                             "than this module; restore it with load_state_dict")
+        self._set_spec(spec)
+
+    def _set_spec(self, spec: LossSpec) -> None:
+        self.spec = spec
+        self._structured = _tw.needs_structured(spec)
+        self._fast = _fast_paths(spec)
+
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, local_metadata: Any, strict: bool,
+                              missing_keys: list[str], unexpected_keys: list[str],
+                              error_msgs: list[str]) -> None:
+        key = prefix + "_extra_state"
+        if key not in state_dict:
+            # a state without ours (a torch.nn loss's, which is empty): the module keeps its spec
+            super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                          unexpected_keys, error_msgs)
+            if key in missing_keys:
+                missing_keys.remove(key)
+            return
+        extra = state_dict[key]
+        try:
+            spec = self._saved_spec(extra)
+        except ValueError as e:
+            error_msgs.append(f"{prefix.rstrip('.') or 'the loss'}: {e}")
+            return
+        tensors = [t for t in (*self._parameters.values(), *self._buffers.values()) if t is not None]
+
+        def place(current: Tensor | None) -> torch.device | None:
+            t = current if current is not None else (tensors[0] if tensors else None)
+            return None if t is None else t.device
+
+        for name in ("weight", "mask"):
+            saved = state_dict.get(prefix + name)
+            cur = self._buffers[name]
+            if not extra.get(name):
+                self._buffers[name] = None
+            elif isinstance(saved, Tensor) and (cur is None or cur.shape != saved.shape or cur.dtype != saved.dtype):
+                self._buffers[name] = torch.empty_like(saved, device=place(cur))
+        _tw.load_structure(self, extra, spec, state_dict, prefix, place)
+        self._set_spec(spec)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+
     def forward(
         self,
         input: Tensor,
@@ -492,6 +597,11 @@ def compile(
                 scale_tril=scale_tril, precision=precision)
 
 
+#: What a preset class is (its other fields are hyperparameters, restored by load_state_dict).
+_PRESET_IDENTITY = ("penalty", "finalize")
+_GAUSSIAN_IDENTITY = ("penalty", "finalize", "transform")
+
+
 def _kw(weight: Any, mask: Any, check_values: bool) -> dict[str, Any]:
     return {"weight": weight, "mask": mask, "check_values": check_values}
 
@@ -515,6 +625,8 @@ class MSELoss(Loss):
     tensor(0.6250)
     """
 
+    _identity_fields = _PRESET_IDENTITY
+
     def __init__(self, reduction: str = "mean", *, missing: str | None = None,
                  weight: Tensor | None = None, mask: Tensor | None = None,
                  check_values: bool = True, covariance: Any = None, scale_tril: Any = None,
@@ -527,6 +639,8 @@ class MSELoss(Loss):
 class MAELoss(Loss):
     """Mean absolute error; defaults equal ``torch.nn.L1Loss`` (d|r|/dr = 0 at r = 0)."""
 
+    _identity_fields = _PRESET_IDENTITY
+
     def __init__(self, reduction: str = "mean", *, missing: str | None = None,
                  weight: Tensor | None = None, mask: Tensor | None = None,
                  check_values: bool = True) -> None:
@@ -537,6 +651,8 @@ class RMSELoss(Loss):
     """Root mean squared error. Default: pooled, sqrt of the weighted mean over every
     element (as torchmetrics); ``multioutput`` takes scikit-learn's choices. The gradient at
     a perfect fit is 0, not NaN."""
+
+    _identity_fields = _PRESET_IDENTITY
 
     def __init__(self, reduction: str = "mean", *, multioutput: Multioutput = "pooled",
                  missing: str | None = None, weight: Tensor | None = None,
@@ -549,6 +665,8 @@ class HuberLoss(Loss):
     """Huber loss (0.5 r**2 for |r| <= delta, else delta (|r| - delta/2)); defaults equal
     ``torch.nn.HuberLoss``."""
 
+    _identity_fields = _PRESET_IDENTITY
+
     def __init__(self, reduction: str = "mean", delta: float = 1.0, *, missing: str | None = None,
                  weight: Tensor | None = None, mask: Tensor | None = None,
                  check_values: bool = True) -> None:
@@ -560,6 +678,8 @@ class SmoothL1Loss(Loss):
     """Smooth L1 (0.5 r**2 / beta for |r| < beta, else |r| - beta/2); defaults equal
     ``torch.nn.SmoothL1Loss``."""
 
+    _identity_fields = _PRESET_IDENTITY
+
     def __init__(self, reduction: str = "mean", beta: float = 1.0, *, missing: str | None = None,
                  weight: Tensor | None = None, mask: Tensor | None = None,
                  check_values: bool = True) -> None:
@@ -570,6 +690,8 @@ class SmoothL1Loss(Loss):
 class LogCoshLoss(Loss):
     """log(cosh(r)), computed stably."""
 
+    _identity_fields = _PRESET_IDENTITY
+
     def __init__(self, reduction: str = "mean", *, missing: str | None = None,
                  weight: Tensor | None = None, mask: Tensor | None = None,
                  check_values: bool = True) -> None:
@@ -579,6 +701,8 @@ class LogCoshLoss(Loss):
 class ExpectileLoss(Loss):
     """Asymmetric squared error: ``tau * r**2`` where input < target (under-prediction),
     ``(1 - tau) * r**2`` where input > target. tau = 0.5 is half the MSE."""
+
+    _identity_fields = _PRESET_IDENTITY
 
     def __init__(self, reduction: str = "mean", tau: float = 0.5, *, missing: str | None = None,
                  weight: Tensor | None = None, mask: Tensor | None = None,
@@ -591,6 +715,8 @@ class NMSELoss(Loss):
     """Normalised MSE per output (weighted SSE / weighted, centred SST), combined by
     ``multioutput`` (default ``"uniform_average"``). NMSE = 1 - R^2."""
 
+    _identity_fields = _PRESET_IDENTITY
+
     def __init__(self, *, multioutput: Multioutput = "uniform_average", missing: str | None = None,
                  weight: Tensor | None = None, mask: Tensor | None = None,
                  check_values: bool = True) -> None:
@@ -601,6 +727,8 @@ class NMSELoss(Loss):
 class R2Score(Loss):
     """Coefficient of determination (a score: higher is better; minimise ``-R2Score``).
     Equal to ``sklearn.metrics.r2_score`` and numerically stable in float32."""
+
+    _identity_fields = _PRESET_IDENTITY
 
     def __init__(self, *, multioutput: Multioutput = "uniform_average", missing: str | None = None,
                  weight: Tensor | None = None, mask: Tensor | None = None,
@@ -706,6 +834,8 @@ class GaussianNLLLoss(Loss):
     tensor(0.8466)
     """
 
+    _identity_fields = _GAUSSIAN_IDENTITY
+
     def __init__(self, *, full: bool = False, eps: float = 1e-6, reduction: str = "mean",
                  missing: str | None = None, weight: Tensor | None = None,
                  mask: Tensor | None = None, check_values: bool = True) -> None:
@@ -732,6 +862,8 @@ class MultivariateGaussianNLLLoss(Loss):
     >>> f(torch.tensor([[1.0, 0.0]]), torch.zeros(1, 2))
     tensor(2.4345)
     """
+
+    _identity_fields = _GAUSSIAN_IDENTITY
 
     def __init__(self, *, covariance: Any = None, scale_tril: Any = None, full: bool = True,
                  reduction: str = "mean", missing: str | None = None,

@@ -122,7 +122,7 @@ def test_constructor_weight_and_mask_are_buffers_and_combine():
     w = torch.tensor([1.0, 2.0, 0.5])
     m = torch.tensor([True, True, False])
     loss = mt.MSELoss(weight=w, mask=m)
-    assert set(loss.state_dict()) == {"weight", "mask"}
+    assert set(loss.state_dict()) == {"weight", "mask", "_extra_state"}
     p, t = _inputs((4, 3), torch.float64)
     expect = mt.mse_loss(p, t, weight=w * torch.tensor([1.0, 3.0, 1.0]), mask=m)
     torch.testing.assert_close(loss(p, t, weight=torch.tensor([1.0, 3.0, 1.0])), expect)

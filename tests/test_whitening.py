@@ -504,13 +504,13 @@ def test_module_factor_is_a_buffer_and_round_trips():
 
     cov = torch.tensor(spd(3, 100.0))
     f = mt.MSELoss(covariance=cov)
-    assert set(f.state_dict()) == {"inv_scale_tril", "log_scale_diag"}
+    assert set(f.state_dict()) == {"inv_scale_tril", "log_scale_diag", "_extra_state"}
     g = mt.MSELoss(covariance=torch.eye(3))
     g.load_state_dict(f.state_dict())
     x, y = torch.randn(5, 3), torch.randn(5, 3)
     assert torch.equal(g(x, y), f(x, y))
     assert torch.equal(pickle.loads(pickle.dumps(f))(x, y), f(x, y))
-    assert set(mt.MSELoss(precision=cov).state_dict()) == {"precision"}
+    assert set(mt.MSELoss(precision=cov).state_dict()) == {"precision", "_extra_state"}
 
 
 @needs_torch

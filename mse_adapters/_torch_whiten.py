@@ -279,6 +279,11 @@ def _cast_pair(module: Loss, name: str, like: Tensor) -> tuple[Tensor, Tensor]:
     """The cast buffer and its transpose, contiguous, cached together."""
     buf = module._buffers[name]
     assert buf is not None
+    if torch.compiler.is_compiling() or torch.compiler.is_exporting():
+        # traced: the cast is part of the graph; a cache keyed on the data pointer would
+        # break it (Dynamo cannot compare data pointers; export's fake tensors have none)
+        t = buf.to(like.device, like.dtype)
+        return t, t.mT
     st = _state(module)
     key = (name, like.dtype, like.device, buf.data_ptr(), buf._version)
     cache = st.cache

@@ -798,6 +798,16 @@ def run(
 _FRAMEWORK_OF_MODULE = {"torch": "torch", "jax": "jax", "jaxlib": "jax", "tensorflow": "tensorflow"}
 
 
+def dtype_error(name: str, dtype: str) -> TypeError:
+    """The one message for an array (an input, a weight, a matrix, ``var``) whose dtype no
+    loss takes: complex, or not numeric. ``dtype`` as the framework spells it, without its
+    module prefix (``complex64``, not ``torch.complex64``)."""
+    dtype = str(dtype).removeprefix("torch.")
+    if dtype.startswith("complex"):
+        return TypeError(f"{name} has complex dtype {dtype}; only real inputs are supported")
+    return TypeError(f"{name} has dtype {dtype}; expected a real numeric array")
+
+
 def check_not_foreign(name: str, x: Any, own: str) -> None:
     """A TypeError if ``x`` is an array of another deep-learning framework than ``own``
     (``"numpy"``, ``"torch"``, ``"jax"``, or a Keras backend's framework). Converting

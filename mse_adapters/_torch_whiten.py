@@ -75,11 +75,11 @@ def _host(name: str, m: Any) -> tuple[np.ndarray, float]:
     """A float64 NumPy copy of a concrete matrix, and the epsilon of the dtype it came in."""
     if isinstance(m, Tensor):
         if m.dtype.is_complex or not (m.dtype.is_floating_point or m.dtype in _INT_DTYPES):
-            raise TypeError(f"{name} has dtype {str(m.dtype).removeprefix('torch.')}; expected a real matrix")
+            raise _core.dtype_error(name, str(m.dtype))
         return m.detach().to("cpu", torch.float64).numpy(), _eps_of(m.dtype)
     a = np.asarray(m)
     if a.dtype.kind not in "biuf":
-        raise TypeError(f"{name} has dtype {a.dtype}; expected a real matrix")
+        raise _core.dtype_error(name, str(a.dtype))
     eps = float(np.finfo(a.dtype).eps) if a.dtype.kind == "f" else float(np.finfo(np.float64).eps)
     return a.astype(np.float64), eps
 
@@ -136,7 +136,7 @@ def prepare_var(var: Any, like: Tensor) -> Tensor | float | None:
     if not isinstance(var, Tensor):
         var = torch.as_tensor(var, device=like.device)
     if var.dtype.is_complex:
-        raise TypeError("var has a complex dtype; only real inputs are supported")
+        raise _core.dtype_error("var", str(var.dtype))
     return var.to(like.dtype)
 
 

@@ -201,10 +201,8 @@ def _finite_and_nonnegative(x: jax.Array) -> jax.Array:
 
 def _check_dtype(name: str, dt: Any) -> None:
     dt = np.dtype(dt)
-    if dt.kind == "c":
-        raise TypeError(f"{name} has complex dtype {dt}; only real inputs are supported")
     if dt.kind not in "biuf" and not jnp.issubdtype(dt, jnp.floating):  # bfloat16 is kind "V"
-        raise TypeError(f"{name} has dtype {dt}; expected a real numeric array")
+        raise _core.dtype_error(name, str(dt))
 
 
 def _array(name: str, x: Any) -> jax.Array:
@@ -500,4 +498,3 @@ def huber_loss(predictions: ArrayLike, targets: OptArray = None, *, delta: float
     """Elementwise Huber loss, as ``optax.huber_loss`` (but no silent broadcasting)."""
     return huber(predictions, targets, delta=delta, weight=weight, sample_weight=sample_weight,
                  mask=mask, missing=missing, reduction="none", check_values=check_values)
-

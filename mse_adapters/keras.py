@@ -394,7 +394,7 @@ def _check_input(name: str, x: Any) -> None:
     _core.check_not_foreign(name, x, _FRAMEWORK)
     dtype = _input_dtype(x)
     if dtype.startswith("complex"):
-        raise TypeError(f"{name} has complex dtype {dtype}; only real inputs are supported")
+        raise _core.dtype_error(name, dtype)
 
 
 def _listed(a: np.ndarray | None) -> Any:

@@ -335,10 +335,8 @@ _DUAL_OPS = _DualOps()
 def _as_float64(name: str, x: ArrayLike) -> NDArray[np.float64]:
     _core.check_not_foreign(name, x, "numpy")
     a = np.asarray(x)
-    if a.dtype.kind == "c":
-        raise TypeError(f"{name} has complex dtype {a.dtype}; only real inputs are supported")
     if a.dtype.kind not in "biuf":
-        raise TypeError(f"{name} has dtype {a.dtype}; expected a real numeric array")
+        raise _core.dtype_error(name, str(a.dtype))
     return a.astype(np.float64, copy=False)
 
 
@@ -370,7 +368,7 @@ def _transform(
         return spec, None
     a = np.asarray(matrix)
     if a.dtype.kind not in "biuf":
-        raise TypeError(f"{name} has dtype {a.dtype}; expected a real numeric array")
+        raise _core.dtype_error(name, str(a.dtype))
     f = _whiten.host_factor(name, a, _dtype_eps(a))
     dual = None if duals is None else duals.get(name)
     if name == "precision":

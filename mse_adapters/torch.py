@@ -209,8 +209,7 @@ def _compute_dtype(*xs: Tensor) -> torch.dtype:
 def _tensor(name: str, x: Any, like: Tensor | None) -> Tensor:
     if isinstance(x, Tensor):
         if x.dtype.is_complex:
-            dt = str(x.dtype).removeprefix("torch.")
-            raise TypeError(f"{name} has complex dtype {dt}; only real inputs are supported")
+            raise _core.dtype_error(name, str(x.dtype))
         return x
     _core.check_not_foreign(name, x, "torch")
     if like is None:

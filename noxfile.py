@@ -16,6 +16,8 @@ nox.options.sessions = ["tests"]
 CONSTRAINTS = ("-c", "constraints/ci.txt")
 KERAS_BACKENDS = ("tensorflow", "jax", "torch")
 KERAS_CI_DTYPES = {"jax": "float32"}  # MSE_ADAPTERS_KERAS_DTYPES; empty: all four
+#: The hardening tests with a Keras runner (they honour MSE_ADAPTERS_TEST_BACKENDS).
+KERAS_HARDENING = tuple(f"tests/hardening/test_{n}.py" for n in ("catalogue", "traced", "precision"))
 
 
 def _install(session: nox.Session, extras: str) -> None:
@@ -37,13 +39,14 @@ def tests(session: nox.Session) -> None:
     session.run("ruff", "check", "mse_adapters", "tests", "examples", "benchmarks", "noxfile.py")
     session.run("mypy")
     session.run("pytest", *session.posargs, env={"KERAS_BACKEND": KERAS_BACKENDS[0]})
-    # Keras' backend is fixed per process: the Keras tests and the Keras conformance run again
-    # under each other backend (the run above covers keras-tensorflow). On JAX, whose eager
-    # mode is the slowest, the conformance grid runs in float32 only (CI time).
+    # Keras' backend is fixed per process: the Keras tests, the Keras conformance and the
+    # hardening catalogue and precision tests (their Keras runners) run again under each other
+    # backend (the run above covers keras-tensorflow). On JAX, whose eager mode is the
+    # slowest, the conformance grid runs in float32 only (CI time).
     for backend in KERAS_BACKENDS[1:]:
         env = {"KERAS_BACKEND": backend, "MSE_ADAPTERS_TEST_BACKENDS": "keras",
                "MSE_ADAPTERS_KERAS_DTYPES": KERAS_CI_DTYPES.get(backend, "")}
-        session.run("pytest", "tests/keras", "tests/conformance", *session.posargs, env=env)
+        session.run("pytest", "tests/keras", "tests/conformance", *KERAS_HARDENING, *session.posargs, env=env)
     for name in sorted(os.listdir("examples")):
         if name.endswith(".py"):
             session.run("python", os.path.join("examples", name))

@@ -45,6 +45,31 @@ Inputs are JAX arrays or array-likes (``jax.typing.ArrayLike``: NumPy arrays and
 Python scalars; also lists). A torch or TensorFlow tensor is a ``TypeError`` naming the
 argument: convert it explicitly (``mse_adapters.torch`` is the torch adapter).
 
+Structured outputs (DESIGN §4). ``covariance`` (SPD, ``(d, d)`` or one per sample
+``(..., d, d)``), ``scale_tril`` (its Cholesky factor) or ``precision`` (a PSD cost matrix,
+possibly singular) act on the last axis; give at most one, to :func:`compile` (factored
+once) or at call time. A covariance whitens the residual, ``z = L^-1 r`` with
+``Sigma = L L^T``, before any penalty (generalised least squares; a Huber on ``z`` is a
+robust GLS); a precision is the quadratic form ``r^T P r`` (square penalty only). The
+identity gives exactly the plain loss. A CONCRETE matrix (NumPy, a list, a JAX array, or
+one closed over by a jitted function) is validated and factored on the host in float64 and
+applied in the compute dtype as a product with the float64-formed ``L^-1``, which keeps
+float64's accuracy at cond(Sigma) = 1e6 in float32 (the float32 inverse loses three
+digits); ``compile(spec, covariance=S)`` factors it once, the functional forms cache the
+factor by content. A TRACED matrix (an argument of a jitted function, or a pytree leaf
+differentiated by ``jax.grad``: a trainable ``scale_tril``) is used in the compute dtype:
+``scale_tril`` by a triangular solve, so that its gradient flows; a covariance is factored
+by ``jnp.linalg.cholesky`` per call. Its values are checked where they are concrete
+(eagerly, with the errors of a constant matrix); inside ``jax.jit`` they cannot be (a
+non-positive-definite traced covariance gives NaN), except as checkify checks
+(``check_values="checkify"``). A mask (or NaN targets) must keep or drop whole samples
+when whitening: a partly observed sample is a ValueError eagerly, a checkify error with
+``"checkify"``, and is dropped whole under ``jax.jit``. :func:`gaussian_nll` (a predicted
+variance ``var``, as ``torch.nn.GaussianNLLLoss``) and :func:`multivariate_gaussian_nll`
+(``-jax.scipy.stats.multivariate_normal.logpdf``) are the Gaussian likelihoods;
+``unit_norm=lambda`` (a spec field, and an argument of :func:`mse`) adds
+``lambda * (|predictions|**2 - 1)**2`` over the last axis.
+
 Differences from Optax, on purpose: ``predictions`` and ``targets`` must have the same
 shape for every loss (Optax's ``huber_loss`` and ``log_cosh`` broadcast ``(B, 1)`` against
 ``(B,)`` silently); the mean of an empty batch is 0, not NaN; integer predictions are
@@ -71,7 +96,8 @@ import numpy as np
 from jax.experimental import checkify as _checkify
 from jax.typing import ArrayLike
 
-from . import _core
+from . import _core, _whiten
+from . import _jax_whiten as _jw
 from ._core import ArgNames, Ops
 from ._spec import LossSpec, preset
 
@@ -89,6 +115,8 @@ __all__ = [
     "absolute_error",
     "l2_loss",
     "huber_loss",
+    "gaussian_nll",
+    "multivariate_gaussian_nll",
     "Loss",
     "compile",
     "loss",
@@ -178,6 +206,23 @@ class JaxOps(Ops):
 
     def constant(self, values: list[float], like: Any) -> Any:
         return jnp.asarray(values, dtype=jnp.result_type(like))
+
+    # -- the transform stage and the Gaussian likelihoods (DESIGN §4) --------------------
+
+    def matvec(self, m: Any, x: Any) -> Any:
+        return _jw.matvec(m, x)
+
+    def solve_tril(self, lower: Any, x: Any) -> Any:
+        return _jw.solve_tril(lower, x)
+
+    def log(self, x: Any) -> Any:
+        return jnp.log(x)
+
+    def diagonal(self, m: Any) -> Any:
+        return jnp.diagonal(m, axis1=-2, axis2=-1)
+
+    def clamp_min_nograd(self, x: Any, lo: float) -> Any:
+        return _jw.clamp_min_nograd(x, lo)
 
 
 _OPS = JaxOps()
@@ -283,6 +328,39 @@ def _check_flag(check_values: Any) -> None:
         raise ValueError(f"check_values must be True, False or 'checkify', got {check_values!r}")
 
 
+def _evaluate(
+    spec: Any,
+    fixed: _jw.HostMatrix | None,
+    predictions: Any,
+    targets: Any,
+    weight: Any,
+    sample_weight: Any,
+    mask: Any,
+    check_values: Any,
+    covariance: Any = None,
+    scale_tril: Any = None,
+    precision: Any = None,
+    var: Any = None,
+) -> jax.Array:
+    if not isinstance(spec, LossSpec):
+        raise TypeError(f"spec must be a LossSpec, got {type(spec).__name__}")
+    _check_flag(check_values)
+    pred, target, w, sw, m = _prepare(spec, predictions, targets, weight, sample_weight, mask)
+    if check_values == "checkify":
+        _checkify_values(w, sw, m)
+    if fixed is None and not _jw.is_structured(spec, covariance, scale_tril, precision, var):
+        return _core.run(_OPS, spec, pred, target, weight=w, sample_weight=sw, mask=m, names=NAMES,
+                         check_values=check_values is True)
+    spec, whitening = _jw.prepare(spec, pred, fixed, covariance, scale_tril, precision, check_values)
+    v = _jw.prepare_var(var, pred, _array)
+    out = _core.run(_OPS, spec, pred, target, weight=w, sample_weight=sw, mask=m, names=NAMES,
+                    check_values=check_values is True, whitening=whitening, var=v)
+    if check_values == "checkify":
+        mb = None if m is None else m if _OPS.is_bool(m) else m != 0
+        _jw.checkify_structured(spec, NAMES, target, mb, v, tuple(pred.shape))
+    return out
+
+
 def loss(
     spec: LossSpec,
     predictions: ArrayLike,
@@ -292,42 +370,82 @@ def loss(
     sample_weight: OptArray = None,
     mask: OptArray = None,
     check_values: CheckValues = True,
+    covariance: OptArray = None,
+    scale_tril: OptArray = None,
+    precision: OptArray = None,
+    var: ArrayLike | float | None = None,
 ) -> jax.Array:
     """Evaluate any spec: a pure function, jit-able with the spec static
     (``jax.jit(loss, static_argnums=0)``).
+
+    ``covariance``, ``scale_tril`` or ``precision`` (at most one; it sets the spec's
+    ``transform``) act on the last axis: a concrete one is validated and factored on the host
+    in float64 (cached by content), a traced one (a jit argument, or a trainable
+    ``scale_tril`` differentiated by ``jax.grad``) is used in the compute dtype. ``var`` is
+    the predicted variance of ``penalty="gaussian_nll"``.
 
     >>> import jax.numpy as jnp
     >>> from mse_adapters import LossSpec
     >>> float(loss(LossSpec(penalty="abs", reduction="sum"), jnp.array([1.0, 2.0]),
     ...            jnp.array([1.5, 0.0])))
     2.5
+    >>> float(loss(LossSpec(penalty="huber"), jnp.array([[4.0, 0.0]]), jnp.zeros((1, 2)),
+    ...            covariance=jnp.array([[4.0, 0.0], [0.0, 1.0]])))  # a Huber on L^-1 r = (2, 0)
+    0.75
     """
-    if not isinstance(spec, LossSpec):
-        raise TypeError(f"spec must be a LossSpec, got {type(spec).__name__}")
-    _check_flag(check_values)
-    pred, target, w, sw, m = _prepare(spec, predictions, targets, weight, sample_weight, mask)
-    if check_values == "checkify":
-        _checkify_values(w, sw, m)
-    return _core.run(_OPS, spec, pred, target, weight=w, sample_weight=sw, mask=m, names=NAMES,
-                     check_values=check_values is True)
+    return _evaluate(spec, None, predictions, targets, weight, sample_weight, mask, check_values,
+                     covariance, scale_tril, precision, var)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, init=False)
 class Loss:
     """A spec compiled into a pure JAX function ``f(predictions, targets=None, *,
-    weight=None, sample_weight=None, mask=None)``.
+    weight=None, sample_weight=None, mask=None, var=None)``.
 
-    It is immutable and hashable (equal when the specs are equal), so it can be a static
-    argument of a jitted function, and ``jax.jit(f)`` traces once per input shape.
+    It is immutable and hashable (equal when the specs, and the matrices, are equal), so it
+    can be a static argument of a jitted function, and ``jax.jit(f)`` traces once per input
+    shape.
+
+    ``covariance`` (SPD, ``(d, d)`` or one per sample ``(..., d, d)``), ``scale_tril`` or
+    ``precision`` (at most one; it sets the spec's ``transform``) must be concrete: each is
+    validated and factored here, once, on the host in float64 (``matrix``, which pickles
+    with the loss), and applied per call in the compute dtype, as a constant of the program
+    under ``jax.jit``. A trainable ``scale_tril`` (a pytree leaf of the parameters) is
+    passed at call time instead, ``f(p, t, scale_tril=L)`` (then the loss was compiled
+    without a matrix), and differentiated by ``jax.grad``.
+
+    >>> import jax.numpy as jnp
+    >>> from mse_adapters import preset
+    >>> f = Loss(preset("mse"), covariance=jnp.array([[4.0, 0.0], [0.0, 1.0]]))
+    >>> f.spec
+    LossSpec(penalty='square', transform='whiten')
+    >>> float(f(jnp.ones((1, 2)), jnp.zeros((1, 2))))
+    0.625
     """
 
     spec: LossSpec
     check_values: CheckValues = True
+    matrix: _jw.HostMatrix | None = None
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.spec, LossSpec):
-            raise TypeError(f"spec must be a LossSpec, got {type(self.spec).__name__}")
-        _check_flag(self.check_values)
+    def __init__(self, spec: LossSpec, check_values: CheckValues = True, *, covariance: OptArray = None,
+                 scale_tril: OptArray = None, precision: OptArray = None) -> None:
+        if not isinstance(spec, LossSpec):
+            raise TypeError(f"spec must be a LossSpec, got {type(spec).__name__}")
+        _check_flag(check_values)
+        name, m = _whiten.pick_matrix(covariance, scale_tril, precision)
+        matrix = None
+        if name is not None:  # (without one, a spec with a transform takes its matrix at call time)
+            spec = _whiten.resolve_spec(spec, name)
+            if isinstance(m, jax.core.Tracer):
+                raise TypeError(
+                    f"{name} given to compile() is traced (inside jax.jit or jax.grad); the compiled "
+                    f"loss factors its matrix once, on the host: pass a traced {name} at call time, "
+                    f"f(predictions, targets, {name}=...)"
+                )
+            matrix = _jw.HostMatrix(name, m)
+        object.__setattr__(self, "spec", spec)
+        object.__setattr__(self, "check_values", check_values)
+        object.__setattr__(self, "matrix", matrix)
 
     @property
     def reduction(self) -> str:
@@ -341,13 +459,20 @@ class Loss:
         weight: OptArray = None,
         sample_weight: OptArray = None,
         mask: OptArray = None,
+        var: ArrayLike | float | None = None,
+        covariance: OptArray = None,
+        scale_tril: OptArray = None,
+        precision: OptArray = None,
     ) -> jax.Array:
-        return loss(self.spec, predictions, targets, weight=weight, sample_weight=sample_weight,
-                    mask=mask, check_values=self.check_values)
+        return _evaluate(self.spec, self.matrix, predictions, targets, weight, sample_weight, mask,
+                         self.check_values, covariance, scale_tril, precision, var)
 
 
-def compile(spec: LossSpec, *, check_values: CheckValues = True) -> Loss:  # noqa: A001
-    """Compile a spec into a pure, jit-able function (a hashable :class:`Loss`).
+def compile(spec: LossSpec, *, check_values: CheckValues = True, covariance: OptArray = None,  # noqa: A001
+            scale_tril: OptArray = None, precision: OptArray = None) -> Loss:
+    """Compile a spec into a pure, jit-able function (a hashable :class:`Loss`); a concrete
+    ``covariance``, ``scale_tril`` or ``precision`` is validated and factored here, once, in
+    float64.
 
     >>> import jax, jax.numpy as jnp
     >>> from mse_adapters import preset
@@ -355,7 +480,7 @@ def compile(spec: LossSpec, *, check_values: CheckValues = True) -> Loss:  # noq
     >>> float(f(jnp.array([2.5, 0.0, 2.0, 8.0]), jnp.array([3.0, -0.5, 2.0, 7.0])))
     0.15625
     """
-    return Loss(spec, check_values)
+    return Loss(spec, check_values, covariance=covariance, scale_tril=scale_tril, precision=precision)
 
 
 # ---------------------------------------------------------------------------------------
@@ -375,17 +500,29 @@ def _call(name: str, predictions: Any, targets: Any, weight: Any, sample_weight:
 
 def mse(predictions: ArrayLike, targets: OptArray = None, *, weight: OptArray = None, sample_weight: OptArray = None,
         mask: OptArray = None, missing: str | None = None, reduction: str = "mean",
-        multioutput: Multioutput = "pooled", check_values: CheckValues = True) -> jax.Array:
+        multioutput: Multioutput = "pooled", check_values: CheckValues = True, covariance: OptArray = None,
+        scale_tril: OptArray = None, precision: OptArray = None, unit_norm: float = 0.0) -> jax.Array:
     """Mean squared error; the default equals ``optax.squared_error(p, t).mean()`` (and
     ``2 * optax.l2_loss(p, t).mean()``).
+
+    With a ``covariance`` (or its Cholesky factor ``scale_tril``) it is the generalised least
+    squares loss, the mean of the squared whitened residuals ``L^-1 r``; with a
+    ``precision`` (cost) matrix P it is the quadratic form ``r^T P r`` per sample, divided
+    like the plain MSE (the identity gives the plain MSE); ``unit_norm`` adds
+    ``lambda * (|predictions|**2 - 1)**2`` over the last axis.
 
     >>> import jax.numpy as jnp
     >>> float(mse(jnp.array([1.0, 2.0, 3.0]), jnp.array([1.0, 0.0, 0.0]),
     ...           weight=jnp.array([1.0, 1.0, 0.0])))
     2.0
+    >>> float(mse(jnp.ones((1, 2)), jnp.zeros((1, 2)), covariance=jnp.array([[4.0, 0.0], [0.0, 1.0]])))
+    0.625
+    >>> float(mse(jnp.ones((1, 2)), jnp.zeros((1, 2)), precision=jnp.array([[1.0, 1.0], [1.0, 1.0]])))
+    2.0
     """
-    return _call("mse", predictions, targets, weight, sample_weight, mask, check_values,
-                 missing=missing, reduction=reduction, multioutput=_mo(multioutput))
+    spec = preset("mse", missing=missing, reduction=reduction, multioutput=_mo(multioutput), unit_norm=unit_norm)
+    return _evaluate(spec, None, predictions, targets, weight, sample_weight, mask, check_values,
+                     covariance, scale_tril, precision)
 
 
 def mae(predictions: ArrayLike, targets: OptArray = None, *, weight: OptArray = None, sample_weight: OptArray = None,
@@ -498,3 +635,63 @@ def huber_loss(predictions: ArrayLike, targets: OptArray = None, *, delta: float
     """Elementwise Huber loss, as ``optax.huber_loss`` (but no silent broadcasting)."""
     return huber(predictions, targets, delta=delta, weight=weight, sample_weight=sample_weight,
                  mask=mask, missing=missing, reduction="none", check_values=check_values)
+
+
+# ---------------------------------------------------------------------------------------
+# Gaussian likelihoods
+# ---------------------------------------------------------------------------------------
+
+
+def gaussian_nll(predictions: ArrayLike, targets: OptArray, var: ArrayLike | float, *, full: bool = False,
+                 eps: float = 1e-6, reduction: str = "mean", weight: OptArray = None,
+                 sample_weight: OptArray = None, mask: OptArray = None, missing: str | None = None,
+                 check_values: CheckValues = True) -> jax.Array:
+    """Heteroscedastic Gaussian negative log-likelihood with a predicted variance ``var``:
+    ``0.5 * (log v + (predictions - targets)**2 / v)`` with ``v = max(var, eps)``, plus
+    ``0.5 * log(2 pi)`` with ``full``. Equal to ``torch.nn.GaussianNLLLoss`` (and
+    ``torch.nn.functional.gaussian_nll_loss(predictions, targets, var)``) in value and
+    gradient: the eps clamp passes the gradient through as the identity (as torch's
+    in-place clamp), and ``var`` may have the predictions' shape, their shape without the
+    last axis (one variance per sample), or their shape with exactly one axis of size 1;
+    a negative ``var`` is a ValueError (eagerly; a checkify check with
+    ``check_values="checkify"``). Adds weights, masks, missing targets and every reduction.
+    ``var`` may be a traced array (a network's output) and a Python float.
+
+    >>> import jax, jax.numpy as jnp
+    >>> p, t, v = jnp.array([1.0, 2.0]), jnp.zeros(2), jnp.array([2.0, 4.0])
+    >>> round(float(gaussian_nll(p, t, v)), 5)  # torch.nn.GaussianNLLLoss()(p, t, v): 0.89486
+    0.89486
+    >>> [round(float(g), 5) for g in jax.grad(gaussian_nll, argnums=2)(p, t, v)]
+    [0.0625, 0.0]
+    """
+    spec = LossSpec(penalty="gaussian_nll", full=full, eps=eps, reduction=reduction, missing=missing)
+    return _evaluate(spec, None, predictions, targets, weight, sample_weight, mask, check_values, var=var)
+
+
+def multivariate_gaussian_nll(predictions: ArrayLike, targets: OptArray = None, *, covariance: OptArray = None,
+                              scale_tril: OptArray = None, full: bool = True, reduction: str = "mean",
+                              weight: OptArray = None, sample_weight: OptArray = None, mask: OptArray = None,
+                              missing: str | None = None, check_values: CheckValues = True) -> jax.Array:
+    """Full-covariance Gaussian negative log-likelihood, one value per sample (the last axis
+    is the event): ``0.5 * |L^-1 r|**2 + sum(log diag L) + d/2 log(2 pi)`` with
+    ``covariance = L L^T``, i.e.
+    ``-jax.scipy.stats.multivariate_normal.logpdf(targets, predictions, covariance)`` (and
+    ``-torch.distributions.MultivariateNormal(predictions, scale_tril=L).log_prob(targets)``),
+    then reduced over samples (default: the mean; ``reduction="none"`` gives one value per
+    sample). Give a ``covariance`` (a concrete one is factored on the host in float64; a
+    traced one by ``jnp.linalg.cholesky``) or a ``scale_tril`` (a traced one, e.g. a pytree
+    leaf or a network's per-sample output ``(B, d, d)``, gets its gradient, through the
+    triangular solve and the log-determinant). ``full=False`` drops the constant. Masks and
+    weights act on whole samples.
+
+    >>> import jax.numpy as jnp
+    >>> from jax.scipy.stats import multivariate_normal
+    >>> p, t, cov = jnp.array([[1.0, 0.0]]), jnp.zeros((1, 2)), jnp.array([[2.0, 0.0], [0.0, 1.0]])
+    >>> round(float(multivariate_gaussian_nll(p, t, covariance=cov)), 5)
+    2.43445
+    >>> round(float(-multivariate_normal.logpdf(t, p, cov)[0]), 5)
+    2.43445
+    """
+    spec = LossSpec(penalty="gaussian_nll", transform="whiten", full=full, reduction=reduction, missing=missing)
+    return _evaluate(spec, None, predictions, targets, weight, sample_weight, mask, check_values,
+                     covariance, scale_tril)

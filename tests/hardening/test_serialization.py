@@ -364,3 +364,84 @@ def test_numpy_compiled_whitened_and_gaussian_losses_pickle():
                      (LossSpec(penalty="gaussian_nll", transform="whiten"), {"scale_tril": _tril()})]:
         f = mnp.compile(spec)
         assert pickle.loads(pickle.dumps(f))(y, p, **kw) == f(y, p, **kw)
+
+
+@needs_torch
+def test_a_compiled_module_follows_load_state_dict():
+    """torch.compile guards on the module's spec and tensors: after loading another state,
+    the compiled loss computes the loaded loss (no stale graph)."""
+    x, y = _inputs()
+    x, y = x.float(), torch.nan_to_num(y).float()
+    for f, saved in [(mt.HuberLoss(), mt.HuberLoss("sum", delta=0.2, weight=torch.tensor([1.0, 2.0, 3.0]))),
+                     (mt.MSELoss(covariance=torch.eye(D)), mt.MSELoss(covariance=4 * torch.eye(D)))]:
+        torch._dynamo.reset()
+        compiled = torch.compile(f, fullgraph=True, backend="eager")
+        assert torch.equal(compiled(x, y), f(x, y))
+        f.load_state_dict(saved.state_dict())
+        assert torch.equal(compiled(x, y), saved(x, y))
+
+
+# -- JAX compiled losses ----------------------------------------------------------------------
+
+
+def _jax_cases() -> list[tuple[str, Any, dict[str, Any]]]:
+    """(id, a compiled loss, call arguments): every preset with non-default fields, and with
+    the matrices given at construction where the adapter takes them."""
+    import mse_adapters.jax as mj
+
+    rng = np.random.default_rng(4)
+    w, m = rng.uniform(0.5, 2.0, (B, D)), rng.uniform(size=(B, D)) > 0.3
+    cases = [(repr(s), mj.compile(s, check_values=cv), {"weight": w, "mask": m})
+             for s, cv in zip(NP_SPECS, [True, False, "checkify"] * len(NP_SPECS))]
+    cases.append(("Loss", mj.Loss(preset("huber", delta=0.2)), {"sample_weight": rng.uniform(0.5, 2.0, B)}))
+    if hasattr(mj, "gaussian_nll"):  # matrices at construction (DESIGN §4)
+        cases += [
+            ("compile-covariance", mj.compile(preset("huber", delta=0.3), covariance=_spd()), {}),
+            ("compile-scale_tril", mj.compile(LossSpec(reduction="sum"), scale_tril=_tril()), {}),
+            ("compile-precision", mj.compile(LossSpec(unit_norm=0.2), precision=_spd(), check_values=False),
+             {"mask": m}),
+            ("compile-gaussian_nll", mj.compile(LossSpec(penalty="gaussian_nll", full=True, eps=1e-3)),
+             {"var": rng.uniform(0.5, 2.0, (B, D)), "weight": w}),
+            ("compile-multivariate_gaussian_nll",
+             mj.compile(LossSpec(penalty="gaussian_nll", transform="whiten", full=False), covariance=_spd()), {}),
+        ]
+    return cases
+
+
+JAX_CASES = [repr(s) for s in NP_SPECS] + ["Loss", "compile-covariance", "compile-scale_tril", "compile-precision",
+                                            "compile-gaussian_nll", "compile-multivariate_gaussian_nll"]
+
+
+@pytest.mark.parametrize("case", JAX_CASES)
+def test_jax_compiled_loss_pickles_with_the_same_value_and_gradient(case):
+    jax = pytest.importorskip("jax")
+    import functools
+
+    cases = {name: (f, kw) for name, f, kw in _jax_cases()}
+    if case not in cases:
+        pytest.skip("the JAX adapter takes no matrices at construction in this version")
+    f, kw = cases[case]
+    g = pickle.loads(pickle.dumps(f))
+    assert g == f and hash(g) == hash(f) and g.spec == f.spec and g.check_values == f.check_values
+    rng = np.random.default_rng(5)
+    p, t = rng.normal(size=(B, D)).astype(np.float32), rng.normal(size=(B, D)).astype(np.float32)
+    # weights and masks are call arguments in JAX: bound with functools.partial, they pickle too
+    fa, fb = functools.partial(f, **kw), pickle.loads(pickle.dumps(functools.partial(f, **kw)))
+    va, ga = jax.value_and_grad(lambda q: jax.numpy.sum(fa(q, t)))(p)
+    vb, gb = jax.value_and_grad(lambda q: jax.numpy.sum(fb(q, t)))(p)
+    assert float(va) == float(vb) and np.array_equal(np.asarray(ga), np.asarray(gb))
+    # a pickled loss is the same static argument: jit does not retrace for it
+    traces = []
+
+    def run(h: Any, q: Any) -> Any:
+        traces.append(1)
+        return jax.numpy.sum(h(q, t, **kw))
+
+    if f.check_values == "checkify":  # its checks run under jit inside checkify.checkify
+        from jax.experimental import checkify
+
+        checked = checkify.checkify(run)
+        run = lambda h, q: checked(h, q)[1]  # noqa: E731
+    jitted = jax.jit(run, static_argnums=0)
+    assert float(jitted(f, p)) == float(jitted(g, p)) and len(traces) == 1
+    assert float(jitted(g, p)) == pytest.approx(float(va), rel=1e-5, abs=1e-6)

@@ -799,6 +799,10 @@ def r2(
 ) -> Result:
     """Coefficient of determination, equal to ``sklearn.metrics.r2_score`` (with its
     ``force_finite=True``: a constant target scores 1.0 if predicted exactly, else 0.0).
+    "Constant" is judged relative to rounding: a column whose weighted sum of squared
+    deviations is at most ``(4 eps)**2`` times its weighted sum of squares is constant
+    (scikit-learn needs exactly 0, so for targets ``[1, 0]`` weighted ``[1, 1e-250]`` it
+    gives -1e250 where this gives 0.0).
 
     >>> round(r2([3, -0.5, 2, 7], [2.5, 0.0, 2, 8]), 4)
     0.9486

@@ -16,6 +16,12 @@ Argument order and defaults follow ``torch.nn``: ``loss(input, target)`` with
 broadcasting). float16/bfloat16 inputs are computed in float32 and the loss is float32;
 integer inputs are promoted to the default dtype.
 
+>>> import torch
+>>> from mse_adapters.torch import MSELoss
+>>> loss = MSELoss(missing="nan")
+>>> loss(torch.tensor([2.5, 0.0, 2.0]), torch.tensor([3.0, float("nan"), 2.0]))
+tensor(0.1250)
+
 Saving and loading. A module's ``state_dict`` holds everything that makes the loss what it
 is: its ``weight`` and ``mask`` buffers, its matrix (the float64 factor buffers of a
 covariance, the ``precision`` buffer, or the trainable ``scale_tril`` parameter) and, as the
@@ -35,11 +41,17 @@ the ``_extra_state`` entry (``torch.nn.MSELoss``'s, which is empty) loads as tor
 leaving the spec as built. ``check_values`` is a setting of the module, not of the loss:
 it is not saved. ``copy.deepcopy`` and ``pickle`` keep everything, ``check_values`` too.
 
->>> import torch
->>> from mse_adapters.torch import MSELoss
->>> loss = MSELoss(missing="nan")
->>> loss(torch.tensor([2.5, 0.0, 2.0]), torch.tensor([3.0, float("nan"), 2.0]))
-tensor(0.1250)
+>>> import io, torch
+>>> buf = io.BytesIO()
+>>> torch.save(HuberLoss(delta=0.3, weight=torch.tensor([1.0, 2.0])).state_dict(), buf)
+>>> _ = buf.seek(0)
+>>> f = HuberLoss()  # built with the defaults
+>>> f.load_state_dict(torch.load(buf, weights_only=True))
+<All keys matched successfully>
+>>> f
+HuberLoss(LossSpec(penalty='huber', delta=0.3))
+>>> f.weight
+tensor([1., 2.])
 """
 
 from __future__ import annotations

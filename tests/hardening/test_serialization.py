@@ -423,6 +423,12 @@ def test_jax_compiled_loss_pickles_with_the_same_value_and_gradient(case):
     f, kw = cases[case]
     g = pickle.loads(pickle.dumps(f))
     assert g == f and hash(g) == hash(f) and g.spec == f.spec and g.check_values == f.check_values
+    try:  # what multiprocessing and Ray ship functions with, where installed
+        import cloudpickle
+    except ImportError:  # pragma: no cover
+        pass
+    else:
+        assert cloudpickle.loads(cloudpickle.dumps(f)) == f
     rng = np.random.default_rng(5)
     p, t = rng.normal(size=(B, D)).astype(np.float32), rng.normal(size=(B, D)).astype(np.float32)
     # weights and masks are call arguments in JAX: bound with functools.partial, they pickle too

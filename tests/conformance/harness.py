@@ -172,8 +172,8 @@ def assert_close(got: Any, ref: Any, dtype: str, what: str, floor: float = 0.0,
     """|got - ref| <= rtol * max(max|ref|, floor) + atol elementwise. ``floor`` is the
     problem's scale for arrays that are analytically ~0 (a gradient that cancels exactly in
     theory carries rounding noise of the loss's own size). Returns the error relative to
-    that scale (the number the summary reports). ``rtol_scale`` widens the tolerance by the
-    problem's condition number (whitened cases)."""
+    that scale, floored by atol / rtol (the number the summary reports). ``rtol_scale``
+    widens the tolerance by the problem's condition number (whitened cases)."""
     rtol, atol = TOLERANCE[dtype]
     rtol *= rtol_scale
     got = np.asarray(got, dtype=np.float64)
@@ -182,11 +182,15 @@ def assert_close(got: Any, ref: Any, dtype: str, what: str, floor: float = 0.0,
     scale = float(np.max(np.abs(ref))) if ref.size else 0.0
     abs_err = rel * (scale if scale > 0 else 1.0)
     bound_scale = max(scale, floor)
+    # The error relative to the scale, with the tolerance's absolute floor (atol / rtol) under
+    # it: a reference that underflows in the dtype (6e-72 is 0 in float32) reports ~0, not 1;
+    # the number is <= rtol exactly when the check passes (rtol_scale aside).
+    relative = abs_err / (bound_scale + atol / TOLERANCE[dtype][0])
     if abs_err > rtol * bound_scale + atol:
         raise AssertionError(
-            f"{what}: relative error {rel:.3g} > {rtol:g} ({dtype})\n got={got!r}\n ref={ref!r}"
+            f"{what}: relative error {relative:.3g} > {rtol:g} ({dtype})\n got={got!r}\n ref={ref!r}"
         )
-    return abs_err / bound_scale if bound_scale > 0 else abs_err
+    return relative
 
 
 #: Largest disagreement seen per (backend, dtype), for the session summary.

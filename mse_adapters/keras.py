@@ -34,6 +34,43 @@ Beyond the built-ins:
   ``keras.models.load_model`` round-trip them without ``custom_objects`` (import
   ``mse_adapters.keras`` before loading, as for any registered object).
 
+Structured outputs (DESIGN §4):
+
+- ``covariance`` (SPD ``(d, d)``, or one per sample ``(..., d, d)``), ``scale_tril`` (its
+  Cholesky factor) or ``precision`` (a PSD cost matrix, possibly singular): exactly one, at
+  construction, on :class:`MeanSquaredError`, :class:`MeanAbsoluteError`,
+  :class:`RootMeanSquaredError`, :class:`Huber`, :class:`SmoothL1`, :class:`LogCosh`,
+  :class:`Expectile`, :class:`Loss` / :func:`compile` (any spec) and
+  :class:`MultivariateGaussianNLL`. The residual is whitened along the last axis
+  (``z = L^-1 r``, ``Sigma = L L^T``) before the penalty, so it composes with every penalty,
+  weight, mask, ``missing="nan"``, Keras mask and reduction; a precision is the quadratic form
+  ``r^T P r`` (square penalty only). The identity matrix gives exactly the plain loss. A
+  concrete matrix is validated and factored once, here, on the host in float64, and applied
+  per call in the loss' dtype as a product with the precomputed inverse factor. Masks and
+  missing targets must drop whole samples when whitening (a partly observed sample is a
+  ``ValueError`` in eager mode; under tracing it is dropped whole).
+- A trainable ``scale_tril``: pass a trainable ``keras.Variable`` (referenced, not copied:
+  e.g. a layer's or a model's weight), or ``trainable_scale_tril=True`` with a ``scale_tril``
+  or ``covariance`` as its initial value (the loss then creates the variable:
+  ``loss.scale_tril``, ``loss.trainable_variables``). It is solved against per call
+  (``keras.ops.solve_triangular``), so its gradient flows (0 above the diagonal). A loss is not
+  a layer: in a custom training step, differentiate with respect to
+  ``model.trainable_variables + loss.trainable_variables``; for ``fit``, let the model track
+  the variable (``model.noise_scale_tril = loss.scale_tril``) and, for a functional or
+  sequential model, untrack it before ``model.save`` (``del model.noise_scale_tril``: Keras
+  rebuilds such a model from its layers and would find one variable too many). Learn a noise
+  covariance with :class:`MultivariateGaussianNLL` (its log-determinant keeps the factor
+  bounded); a whitened squared error alone decreases as the factor grows.
+- :class:`GaussianNLL` (a predicted variance, equal to ``torch.nn.GaussianNLLLoss``) takes the
+  variance either concatenated to the mean along the last axis of ``y_pred`` (what
+  ``model.compile``/``fit`` can pass: a model with ``2 d`` outputs) or as ``var=`` at call
+  time. :class:`MultivariateGaussianNLL` is ``-MultivariateNormal.log_prob`` per sample.
+- ``unit_norm`` (:class:`MeanSquaredError`, any spec): ``lambda * (|y_pred|**2 - 1)**2``.
+- The matrices are in ``get_config`` as nested lists of float64 (exact through JSON); a
+  trainable factor as its current value with ``trainable_scale_tril=True`` (a reloaded loss
+  owns a new variable holding it). Errors (not symmetric, not positive (semi-)definite, not
+  lower triangular, shapes, more than one matrix) are the reference's ``ValueError`` s.
+
 Reductions use Keras' vocabulary: ``"sum_over_batch_size"`` (default) and ``"mean"`` (what
 Keras' built-ins compute: sum(w l) / number of valid samples), ``"mean_with_sample_weight"``
 (sum(w l) / sum(w)), ``"sum"``, ``"none"`` (or ``None``), and the spec's ``"per_sample"``
@@ -78,6 +115,7 @@ from keras.src.losses.loss import (
 )
 
 from . import _core
+from . import _keras_whiten as _kw
 from ._core import ArgNames, Ops
 from ._spec import LossSpec, preset
 from .numpy import NumpyOps
@@ -93,6 +131,8 @@ __all__ = [
     "Expectile",
     "NormalizedMeanSquaredError",
     "R2Score",
+    "GaussianNLL",
+    "MultivariateGaussianNLL",
     "compile",
     "KerasOps",
     "KERAS_REDUCTIONS",
@@ -260,6 +300,47 @@ class KerasOps(Ops):
     def constant(self, values: list[float], like: Array) -> Array:
         return ops.convert_to_tensor(np.asarray(values), dtype=_dtype(like))
 
+    # -- the transform stage and the Gaussian likelihoods (DESIGN §4) --------------------
+
+    def matvec(self, m: Array, x: Array) -> Array:
+        # einsum, not matmul: Keras 3.15's torch matmul returns float32 for float64 operands.
+        if len(m.shape) == 2:  # one matrix: one product over every sample
+            return ops.einsum("...j,ij->...i", x, m)
+        return ops.einsum("...ij,...j->...i", m, x)  # one per sample, batch axes broadcast
+
+    def solve_tril(self, lower: Array, x: Array) -> Array:
+        d = lower.shape[-1]
+        if len(lower.shape) == 2:  # one matrix: one solve, every sample a right-hand side
+            z = ops.solve_triangular(lower, ops.transpose(ops.reshape(x, (-1, d))), lower=True)
+            return ops.reshape(ops.transpose(z), ops.shape(x))
+        # one matrix per sample: the factors broadcast to the samples' axes (checked)
+        batch = tuple(x.shape[:-1])
+        if None in batch:
+            batch = tuple(ops.shape(x))[:-1]
+        lower = ops.broadcast_to(lower, (*batch, d, d))
+        return ops.squeeze(ops.solve_triangular(lower, ops.expand_dims(x, -1), lower=True), -1)
+
+    def log(self, x: Array) -> Array:
+        return ops.log(x)
+
+    def diagonal(self, m: Array) -> Array:
+        return ops.diagonal(m, axis1=-2, axis2=-1)
+
+    def clamp_min_nograd(self, x: Array, lo: float) -> Array:
+        # max(x, lo) in value, the identity's derivative everywhere, as torch.nn.GaussianNLLLoss'
+        # in-place clamp under no_grad. A custom gradient, not x + stop_gradient(max(x, lo) - x):
+        # TensorFlow's graph optimiser reassociates that sum ((lo + x) - x: 1% off at lo = 1e-6).
+        @ops.custom_gradient
+        def clamp(v: Array) -> Any:
+            def grad(*args: Array, upstream: Array | None = None) -> Array:
+                return args[0] if upstream is None else upstream  # (torch passes it as a keyword)
+
+            # lo as a tensor of v's dtype: Keras' torch where() rounds a Python float to float32
+            lo_t = ops.convert_to_tensor(np.asarray(lo), dtype=_dtype(v))
+            return ops.where(v < lo_t, lo_t, v), grad
+
+        return clamp(x)
+
 
 _OPS = KerasOps()
 _NUMPY_OPS = NumpyOps()  # checks of the constructor's weight and mask (NumPy arrays)
@@ -418,9 +499,14 @@ class _SpecLoss(keras.losses.Loss):
         weight: Any,
         mask: Any,
         check_values: bool,
+        covariance: Any = None,
+        scale_tril: Any = None,
+        precision: Any = None,
+        trainable_scale_tril: bool = False,
     ) -> None:
         super().__init__(name=name, reduction="none", dtype=dtype)
         self.reduction = reduction  # Keras' vocabulary; the spec holds the meaning
+        spec, self._whiten = _kw.setup(spec, covariance, scale_tril, precision, trainable_scale_tril, self.dtype)
         self.spec = spec
         self.check_values = bool(check_values)
         self.weight = _as_array(NAMES.weight, weight, np.float64)
@@ -440,10 +526,26 @@ class _SpecLoss(keras.losses.Loss):
             "weight": _listed(self.weight),
             "mask": _listed(self.mask),
             "check_values": self.check_values,
+            **self._whiten.config(),  # the matrix given (nested lists, float64), if any
         }
 
     def get_config(self) -> dict[str, Any]:
         raise NotImplementedError  # pragma: no cover - every public class defines it
+
+    @property
+    def trainable_variables(self) -> list[Any]:
+        """The trainable ``scale_tril`` (a ``keras.Variable``), if the loss has one: a loss is
+        not a layer, so ``fit`` trains it only where the model tracks it (see the module doc)."""
+        return self._whiten.trainable_variables
+
+    @property
+    def scale_tril(self) -> Any:
+        """The trainable ``scale_tril`` variable, or the constant factor L as float64 NumPy
+        (None without a covariance or scale_tril)."""
+        w = self._whiten
+        if w.kind == "trainable":
+            return w.variable
+        return None if w.host is None else w.host.scale_tril
 
     # -- evaluation --------------------------------------------------------------------
     def __call__(
@@ -454,13 +556,17 @@ class _SpecLoss(keras.losses.Loss):
         *,
         weight: Array | None = None,
         mask: Array | None = None,
+        var: Array | float | None = None,
     ) -> Array:
         """The loss. ``sample_weight`` as in Keras (weights samples; a full-shape weight with
         a last axis longer than 1 weights elements); ``weight`` and ``mask`` (keywords) as the
-        constructor's, combined with them (weights multiply, masks are AND-ed)."""
+        constructor's, combined with them (weights multiply, masks are AND-ed). ``var``: the
+        predicted variance of the Gaussian NLL (without it, ``y_pred`` is the mean and the
+        variance concatenated along the last axis, see :class:`GaussianNLL`)."""
         kmask = get_keras_mask(y_pred)
         for name, x in ((NAMES.pred, y_pred), (NAMES.target, y_true), (NAMES.weight, weight),
-                        (NAMES.sample_weight, sample_weight), (NAMES.mask, mask)):
+                        (NAMES.sample_weight, sample_weight), (NAMES.mask, mask),
+                        ("var", None if isinstance(var, (int, float)) else var)):
             if x is not None:
                 _check_input(name, x)
         if self.spec.missing == "nan":
@@ -470,6 +576,10 @@ class _SpecLoss(keras.losses.Loss):
             dtype = self.dtype
             y_pred = ops.convert_to_tensor(y_pred, dtype=dtype)
             y_true = ops.convert_to_tensor(y_true, dtype=dtype)
+            if var is None and self.spec.penalty == "gaussian_nll" and self.spec.transform is None:
+                y_true, y_pred, var = _kw.split_mean_and_variance(y_true, y_pred)
+            elif var is not None and not isinstance(var, (int, float)):
+                var = ops.convert_to_tensor(var, dtype=dtype)
             y_true, y_pred = squeeze_or_expand_to_same_rank(y_true, y_pred)
             if sample_weight is not None:
                 sample_weight = ops.convert_to_tensor(sample_weight, dtype=dtype)
@@ -478,11 +588,12 @@ class _SpecLoss(keras.losses.Loss):
                 fn is not None
                 and weight is None
                 and mask is None
+                and var is None
                 and _fast_path_applies(self._keras_reduction, tuple(y_pred.shape), tuple(y_true.shape),
                                        sample_weight, kmask)
             ):
                 return self._keras(fn, y_true, y_pred, sample_weight, kmask)
-            return self._general(y_true, y_pred, sample_weight, weight, mask, kmask)
+            return self._general(y_true, y_pred, sample_weight, weight, mask, kmask, var)
 
     def _keras(self, fn: Callable[[Array, Array], Array], y_true: Array, y_pred: Array,
                sample_weight: Array | None, kmask: Array | None) -> Array:
@@ -504,7 +615,7 @@ class _SpecLoss(keras.losses.Loss):
         return out
 
     def _general(self, y_true: Array, y_pred: Array, sample_weight: Array | None, weight: Array | None,
-                 mask: Array | None, kmask: Array | None) -> Array:
+                 mask: Array | None, kmask: Array | None, var: Array | float | None = None) -> Array:
         """The shared pipeline, on tensors of the loss dtype."""
         dtype = self.dtype
         shape = tuple(y_pred.shape)
@@ -529,8 +640,13 @@ class _SpecLoss(keras.losses.Loss):
                 part = _core.mask_to_bool(_OPS, name, part, self.check_values)
                 m = part if m is None else ops.logical_and(m, part)
         dynamic = any(s is None for s in shape)
-        out = _core.run(KerasOps(y_pred) if dynamic else _OPS, self.spec, y_pred, y_true, weight=w,
-                        sample_weight=sample_weight, mask=m, names=NAMES, check_values=self.check_values)
+        ops_ = KerasOps(y_pred) if dynamic else _OPS
+        whitening = None
+        if self._whiten.kind is not None:
+            whitening = self._whiten.whitening(y_pred, eager=not ops_.is_tracing(y_pred))
+        out = _core.run(ops_, self.spec, y_pred, y_true, weight=w, sample_weight=sample_weight, mask=m,
+                        names=NAMES, check_values=self.check_values, whitening=whitening,
+                        var=None if var is None else float(var) if isinstance(var, (int, float)) else var)
         if self.spec.reduction in ("mean", "sum_over_batch_size"):
             out = scale_loss_for_distribution(out)  # as Keras' averaging reductions
         return out
@@ -542,6 +658,11 @@ if keras.backend.backend() == "tensorflow":
     # Python logic on static shapes only: AutoGraph must leave it alone inside tf.function
     # (Keras' own modules are exempt by name; this one is not).
     setattr(_SpecLoss, "__call__", tf.autograph.experimental.do_not_convert(_SpecLoss.__call__))  # noqa: B010
+
+
+def _matrices(covariance: Any, scale_tril: Any, precision: Any, trainable_scale_tril: bool) -> dict[str, Any]:
+    return {"covariance": covariance, "scale_tril": scale_tril, "precision": precision,
+            "trainable_scale_tril": trainable_scale_tril}
 
 
 def _loss_reduction(reduction: str | None) -> str:
@@ -566,22 +687,30 @@ class Loss(_SpecLoss):
     """
 
     def __init__(self, spec: LossSpec | dict[str, Any], *, weight: Any = None, mask: Any = None,
-                 check_values: bool = True, name: str | None = None, dtype: Any = None) -> None:
+                 check_values: bool = True, name: str | None = None, dtype: Any = None,
+                 covariance: Any = None, scale_tril: Any = None, precision: Any = None,
+                 trainable_scale_tril: bool = False) -> None:
         if isinstance(spec, dict):
             spec = LossSpec.from_dict(spec)
         if not isinstance(spec, LossSpec):
             raise TypeError(f"spec must be a LossSpec, got {type(spec).__name__}")
         super().__init__(spec, reduction=_KERAS_NAME[spec.reduction], name=name, dtype=dtype,
-                         weight=weight, mask=mask, check_values=check_values)
+                         weight=weight, mask=mask, check_values=check_values, covariance=covariance,
+                         scale_tril=scale_tril, precision=precision, trainable_scale_tril=trainable_scale_tril)
 
     def get_config(self) -> dict[str, Any]:
         return {"spec": self.spec.to_dict(), **self._base_config()}
 
 
 def compile(spec: LossSpec, *, weight: Any = None, mask: Any = None, check_values: bool = True,
-            name: str | None = None, dtype: Any = None) -> Loss:  # noqa: A001
-    """Compile a spec into a ``keras.losses.Loss`` (a :class:`Loss`)."""
-    return Loss(spec, weight=weight, mask=mask, check_values=check_values, name=name, dtype=dtype)
+            name: str | None = None, dtype: Any = None, covariance: Any = None, scale_tril: Any = None,
+            precision: Any = None, trainable_scale_tril: bool = False) -> Loss:  # noqa: A001
+    """Compile a spec into a ``keras.losses.Loss`` (a :class:`Loss`). ``covariance``,
+    ``scale_tril``, ``precision`` and ``trainable_scale_tril``: the transform stage (see the
+    module documentation, "Structured outputs")."""
+    return Loss(spec, weight=weight, mask=mask, check_values=check_values, name=name, dtype=dtype,
+                covariance=covariance, scale_tril=scale_tril, precision=precision,
+                trainable_scale_tril=trainable_scale_tril)
 
 
 class _Preset(_SpecLoss):
@@ -590,17 +719,20 @@ class _Preset(_SpecLoss):
     _preset = ""
 
     def __init__(self, *, reduction: str | None, name: str | None, dtype: Any, weight: Any, mask: Any,
-                 check_values: bool, **fields: Any) -> None:
+                 check_values: bool, matrices: dict[str, Any] | None = None, **fields: Any) -> None:
         self._fields = dict(fields)
         try:
-            spec = preset(self._preset, reduction=_loss_reduction(reduction), **fields)
+            spec = self._make_spec(reduction=_loss_reduction(reduction), **fields)
         except ValueError as e:
             raise ValueError(
                 f"{e} (reductions named as in the spec: Keras' 'mean_with_sample_weight' is the spec's "
                 "'mean'; Keras' 'mean' and 'sum_over_batch_size' are the spec's 'sum_over_batch_size')"
             ) from None
         super().__init__(spec, reduction=reduction, name=name, dtype=dtype, weight=weight, mask=mask,
-                         check_values=check_values)
+                         check_values=check_values, **(matrices or {}))
+
+    def _make_spec(self, **fields: Any) -> LossSpec:
+        return preset(self._preset, **fields)
 
     def get_config(self) -> dict[str, Any]:
         fields = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self._fields.items()}
@@ -619,9 +751,13 @@ class MeanSquaredError(_Preset):
 
     def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "mean_squared_error",
                  dtype: Any = None, *, per_sample: bool = True, missing: str | None = None,
-                 weight: Any = None, mask: Any = None, check_values: bool = True) -> None:
+                 weight: Any = None, mask: Any = None, check_values: bool = True,
+                 covariance: Any = None, scale_tril: Any = None, precision: Any = None,
+                 trainable_scale_tril: bool = False, unit_norm: float = 0.0) -> None:
         super().__init__(reduction=reduction, name=name, dtype=dtype, weight=weight, mask=mask,
-                         check_values=check_values, per_sample=per_sample, missing=missing)
+                         check_values=check_values,
+                         matrices=_matrices(covariance, scale_tril, precision, trainable_scale_tril),
+                         per_sample=per_sample, missing=missing, unit_norm=unit_norm)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -634,9 +770,12 @@ class MeanAbsoluteError(_Preset):
     def __init__(self, reduction: str | None = "sum_over_batch_size",
                  name: str | None = "mean_absolute_error", dtype: Any = None, *, per_sample: bool = True,
                  missing: str | None = None, weight: Any = None, mask: Any = None,
-                 check_values: bool = True) -> None:
+                 check_values: bool = True, covariance: Any = None, scale_tril: Any = None, precision: Any = None,
+                 trainable_scale_tril: bool = False) -> None:
         super().__init__(reduction=reduction, name=name, dtype=dtype, weight=weight, mask=mask,
-                         check_values=check_values, per_sample=per_sample, missing=missing)
+                         check_values=check_values,
+                         matrices=_matrices(covariance, scale_tril, precision, trainable_scale_tril),
+                         per_sample=per_sample, missing=missing)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -651,9 +790,13 @@ class RootMeanSquaredError(_Preset):
     def __init__(self, reduction: str | None = "sum_over_batch_size",
                  name: str | None = "root_mean_squared_error", dtype: Any = None, *,
                  per_sample: bool = True, multioutput: Multioutput = "pooled", missing: str | None = None,
-                 weight: Any = None, mask: Any = None, check_values: bool = True) -> None:
+                 weight: Any = None, mask: Any = None, check_values: bool = True,
+                 covariance: Any = None, scale_tril: Any = None, precision: Any = None,
+                 trainable_scale_tril: bool = False) -> None:
         super().__init__(reduction=reduction, name=name, dtype=dtype, weight=weight, mask=mask,
-                         check_values=check_values, per_sample=per_sample, multioutput=_mo(multioutput),
+                         check_values=check_values,
+                         matrices=_matrices(covariance, scale_tril, precision, trainable_scale_tril),
+                         per_sample=per_sample, multioutput=_mo(multioutput),
                          missing=missing)
 
 
@@ -668,9 +811,12 @@ class Huber(_Preset):
     def __init__(self, delta: float = 1.0, reduction: str | None = "sum_over_batch_size",
                  name: str | None = "huber_loss", dtype: Any = None, *, per_sample: bool = True,
                  missing: str | None = None, weight: Any = None, mask: Any = None,
-                 check_values: bool = True) -> None:
+                 check_values: bool = True, covariance: Any = None, scale_tril: Any = None, precision: Any = None,
+                 trainable_scale_tril: bool = False) -> None:
         super().__init__(reduction=reduction, name=name, dtype=dtype, weight=weight, mask=mask,
-                         check_values=check_values, delta=delta, per_sample=per_sample, missing=missing)
+                         check_values=check_values,
+                         matrices=_matrices(covariance, scale_tril, precision, trainable_scale_tril),
+                         delta=delta, per_sample=per_sample, missing=missing)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -682,9 +828,12 @@ class SmoothL1(_Preset):
     def __init__(self, beta: float = 1.0, reduction: str | None = "sum_over_batch_size",
                  name: str | None = "smooth_l1", dtype: Any = None, *, per_sample: bool = True,
                  missing: str | None = None, weight: Any = None, mask: Any = None,
-                 check_values: bool = True) -> None:
+                 check_values: bool = True, covariance: Any = None, scale_tril: Any = None, precision: Any = None,
+                 trainable_scale_tril: bool = False) -> None:
         super().__init__(reduction=reduction, name=name, dtype=dtype, weight=weight, mask=mask,
-                         check_values=check_values, beta=beta, per_sample=per_sample, missing=missing)
+                         check_values=check_values,
+                         matrices=_matrices(covariance, scale_tril, precision, trainable_scale_tril),
+                         beta=beta, per_sample=per_sample, missing=missing)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -695,9 +844,13 @@ class LogCosh(_Preset):
 
     def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "log_cosh",
                  dtype: Any = None, *, per_sample: bool = True, missing: str | None = None,
-                 weight: Any = None, mask: Any = None, check_values: bool = True) -> None:
+                 weight: Any = None, mask: Any = None, check_values: bool = True,
+                 covariance: Any = None, scale_tril: Any = None, precision: Any = None,
+                 trainable_scale_tril: bool = False) -> None:
         super().__init__(reduction=reduction, name=name, dtype=dtype, weight=weight, mask=mask,
-                         check_values=check_values, per_sample=per_sample, missing=missing)
+                         check_values=check_values,
+                         matrices=_matrices(covariance, scale_tril, precision, trainable_scale_tril),
+                         per_sample=per_sample, missing=missing)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -710,9 +863,12 @@ class Expectile(_Preset):
     def __init__(self, tau: float = 0.5, reduction: str | None = "sum_over_batch_size",
                  name: str | None = "expectile", dtype: Any = None, *, per_sample: bool = True,
                  missing: str | None = None, weight: Any = None, mask: Any = None,
-                 check_values: bool = True) -> None:
+                 check_values: bool = True, covariance: Any = None, scale_tril: Any = None, precision: Any = None,
+                 trainable_scale_tril: bool = False) -> None:
         super().__init__(reduction=reduction, name=name, dtype=dtype, weight=weight, mask=mask,
-                         check_values=check_values, tau=tau, per_sample=per_sample, missing=missing)
+                         check_values=check_values,
+                         matrices=_matrices(covariance, scale_tril, precision, trainable_scale_tril),
+                         tau=tau, per_sample=per_sample, missing=missing)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -747,3 +903,70 @@ class R2Score(_Preset):
                  check_values: bool = True) -> None:
         super().__init__(reduction=reduction, name=name, dtype=dtype, weight=weight, mask=mask,
                          check_values=check_values, multioutput=_mo(multioutput), missing=missing)
+
+
+# -- Gaussian likelihoods -----------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class GaussianNLL(_Preset):
+    """Heteroscedastic Gaussian negative log-likelihood with a predicted variance:
+    ``0.5 * (log v + (mean - y_true)**2 / v)`` with ``v = max(variance, eps)`` (clamped as
+    ``torch.nn.GaussianNLLLoss`` clamps, the gradient passing through the clamp), plus
+    ``0.5 * log(2 pi)`` with ``full``; equal to ``torch.nn.GaussianNLLLoss`` in value and
+    gradient (``reduction="sum_over_batch_size"``, the default, is its ``"mean"``;
+    ``per_sample=False`` with ``"sum"`` or ``"none"`` its ``"sum"`` and ``"none"``).
+
+    How the variance comes in. ``model.compile``/``fit`` pass ``(y_true, y_pred,
+    sample_weight)`` only, so by default ``y_pred`` is the mean and the variance concatenated
+    along the last axis: a model with ``2 d`` outputs for ``d`` targets (``y_true`` of shape
+    ``(N,)`` goes with ``y_pred`` of shape ``(N, 2)``); keep the variance positive (e.g. a
+    ``softplus`` activation on its half). Called directly, ``loss(y_true, y_pred, var=v)``
+    takes the variance as a separate tensor (or number), with ``torch.nn.GaussianNLLLoss``'
+    variance shapes: ``y_pred``'s, ``y_pred``'s without its last axis, or one axis of size 1.
+
+    >>> import numpy as np
+    >>> y_pred = np.array([[1.0, 1.0], [2.0, 4.0]])  # [mean, variance] per sample
+    >>> round(float(GaussianNLL()(np.zeros(2), y_pred)), 4)
+    0.8466
+    """
+
+    def __init__(self, full: bool = False, eps: float = 1e-6, reduction: str | None = "sum_over_batch_size",
+                 name: str | None = "gaussian_nll", dtype: Any = None, *, per_sample: bool = True,
+                 missing: str | None = None, weight: Any = None, mask: Any = None,
+                 check_values: bool = True) -> None:
+        super().__init__(reduction=reduction, name=name, dtype=dtype, weight=weight, mask=mask,
+                         check_values=check_values, full=full, eps=eps, per_sample=per_sample, missing=missing)
+
+    def _make_spec(self, **fields: Any) -> LossSpec:
+        return LossSpec(penalty="gaussian_nll", **fields)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MultivariateGaussianNLL(_Preset):
+    """Full-covariance Gaussian negative log-likelihood, one value per sample (the last axis
+    is the event): ``0.5 * |L^-1 (y_pred - y_true)|**2 + sum(log diag L) + d/2 log(2 pi)``
+    with ``covariance = L L^T``, i.e. ``-MultivariateNormal(y_pred, scale_tril=L).log_prob(y_true)``,
+    then reduced over samples (default ``"sum_over_batch_size"``: the mean). Give a
+    ``covariance`` (factored once, in float64) or a ``scale_tril``; a trainable ``keras.Variable``
+    ``scale_tril``, or ``trainable_scale_tril=True``, is learned (see the module documentation).
+    ``full=False`` drops the constant.
+
+    >>> import numpy as np
+    >>> f = MultivariateGaussianNLL(covariance=[[2.0, 0.0], [0.0, 1.0]])
+    >>> round(float(f(np.zeros((1, 2)), np.array([[1.0, 0.0]]))), 4)
+    2.4345
+    """
+
+    def __init__(self, full: bool = True, reduction: str | None = "sum_over_batch_size",
+                 name: str | None = "multivariate_gaussian_nll", dtype: Any = None, *,
+                 covariance: Any = None, scale_tril: Any = None, trainable_scale_tril: bool = False,
+                 missing: str | None = None, weight: Any = None, mask: Any = None,
+                 check_values: bool = True) -> None:
+        super().__init__(reduction=reduction, name=name, dtype=dtype, weight=weight, mask=mask,
+                         check_values=check_values,
+                         matrices=_matrices(covariance, scale_tril, None, trainable_scale_tril),
+                         full=full, missing=missing)
+
+    def _make_spec(self, **fields: Any) -> LossSpec:
+        return LossSpec(penalty="gaussian_nll", transform="whiten", **fields)

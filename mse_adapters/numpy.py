@@ -503,6 +503,9 @@ def value_and_grad(
             raise ValueError(f"wrt={name!r} is not one of {sorted(arrays)}")
         if arrays[name] is None:
             raise ValueError(f"wrt contains {name!r} but {name} was not given")
+    if not wrt:  # nothing to differentiate (the dual-number ops need at least one tangent)
+        return _evaluate(spec, y_true, y_pred, sample_weight, weight, mask, True, covariance, scale_tril,
+                         precision, var), {}
     k = builtins.sum(arrays[n].size for n in wrt)
     offset = 0
     duals: dict[str, Any] = dict(arrays)

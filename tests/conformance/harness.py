@@ -13,7 +13,9 @@ of objects with
   cases ``"scale_tril"``, ``"var"``), all as float64 NumPy,
 - ``features`` (optional): the structured options it implements (``"whiten"``,
   ``"precision"``, ``"gaussian_nll"``, ``"unit_norm"``); a case needing one it lacks is
-  skipped for it.
+  skipped for it,
+- ``selected(case, dtype) -> bool`` (optional): False skips the case in that dtype before the
+  reference is computed (a backend that runs a sample of the cases, for CI time).
 
 A backend module whose framework is not installed sets ``BACKENDS = []``. Adding a backend
 is adding one such file: it is discovered by :func:`backends`.
@@ -206,6 +208,11 @@ def check(backend: Backend, case: Case, dtype: str) -> None:
         import pytest
 
         pytest.skip(f"{backend.name} does not implement {sorted(lacking)}")
+    selected = getattr(backend, "selected", None)  # a backend that samples the cases (CI time)
+    if selected is not None and not selected(case, dtype):
+        import pytest
+
+        pytest.skip(f"{backend.name} runs a sample of the cases in {dtype} (see its backend module)")
     rc = case.rounded(dtype)
     wrt = tuple(n for n in case.wrt if getattr(rc, n) is not None)
     if rc.cotangent is None:

@@ -1,6 +1,8 @@
 """Every class in ``model.compile`` / ``fit(sample_weight=...)`` / ``evaluate`` and in a custom
 training step, and saved and reloaded: ``get_config``/``from_config``, Keras' serialization,
-and ``model.save("m.keras")`` + ``keras.models.load_model`` without ``custom_objects``."""
+and ``model.save("m.keras")`` + ``keras.models.load_model`` without ``custom_objects``; the
+whitened classes too (covariance, scale_tril, precision and a trainable factor in the config;
+the Gaussian NLL with its concatenated [mean, variance] output is in test_whiten.py)."""
 
 from __future__ import annotations
 
@@ -30,7 +32,17 @@ def _losses() -> dict[str, object]:
         "R2Score": mk.R2Score(multioutput="variance_weighted", missing="nan"),
         "Loss": mk.compile(LossSpec(penalty="huber", delta=0.7, reduction="sum_over_batch_size",
                                     unit_norm=0.01), weight=[2.0, 1.0, 1.0], dtype="float64"),
+        # the transform stage (issue 5): the matrices are in the config, float64 exact
+        "MeanSquaredError[covariance]": mk.MeanSquaredError(covariance=_COV, reduction="mean_with_sample_weight"),
+        "Huber[scale_tril]": mk.Huber(delta=0.5, scale_tril=np.linalg.cholesky(_COV) / 3.0),
+        "MeanSquaredError[precision]": mk.MeanSquaredError(precision=_COV / 7.0, missing="nan", unit_norm=0.01),
+        "MultivariateGaussianNLL": mk.MultivariateGaussianNLL(covariance=_COV, full=False),
+        "Loss[trainable_scale_tril]": mk.compile(LossSpec(penalty="log_cosh", reduction="sum_over_batch_size"),
+                                                 covariance=_COV, trainable_scale_tril=True),
     }
+
+
+_COV = np.array([[2.0, 0.3, 0.1], [0.3, 1.0 / 3.0, 0.05], [0.1, 0.05, 0.7]])
 
 
 LOSSES = _losses()

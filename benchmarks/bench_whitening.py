@@ -8,7 +8,8 @@ interleaved call by call (medians):
 
 - ``ours``: ``mse_adapters`` whitened MSE, the mean of (L^-1 r)**2, L factored once in
   float64 at construction and applied in float32 (torch: ``MSELoss(covariance=S)``;
-  JAX: the ``mse_adapters.jax`` adapter when it takes a covariance, else the same
+  JAX: ``mse_adapters.jax.mse(p, t, covariance=S)`` under ``jax.jit``, S closed over, so
+  factored once at trace time; with an older adapter that takes no covariance, the same
   computation written with ``jax.numpy``, marked ``(jnp)``);
 - ``ours/solve``: the same with a float32 triangular solve against L instead of the product
   with the precomputed L^-1 (the alternative the backend's choice was measured against);
@@ -178,6 +179,24 @@ def _jax_adapter_loss(sigma: np.ndarray) -> Callable[..., object] | None:
     return lambda p, t: fn(p, t, covariance=sigma)
 
 
+def _jax_adapter_other(sigma: np.ndarray) -> tuple[str, Callable[..., object]] | None:
+    """The JAX adapter's whitened MSE applied the other way (``_jax_whiten.WHITEN_BY``
+    switched: a triangular solve instead of the product, or the reverse), if it has one."""
+    try:
+        from mse_adapters import _jax_whiten, preset
+        from mse_adapters import jax as mj
+    except Exception:
+        return None
+    saved = _jax_whiten.WHITEN_BY
+    other = "solve" if saved == "inverse" else "inverse"
+    try:
+        _jax_whiten.WHITEN_BY = other
+        fn = mj.compile(preset("mse"), covariance=sigma)  # the choice is read when it is built
+    finally:
+        _jax_whiten.WHITEN_BY = saved
+    return f"ours ({other})", fn
+
+
 def bench_jax(d: int, min_reps: int, budget_s: float) -> list[dict[str, object]]:
     import jax
     import jax.numpy as jnp
@@ -196,6 +215,11 @@ def bench_jax(d: int, min_reps: int, budget_s: float) -> list[dict[str, object]]
 
     adapter = _jax_adapter_loss(sigma)
     ours_name = "ours" if adapter is not None else "ours (jnp)"
+    other = _jax_adapter_other(sigma) if adapter is not None else None
+    if other is not None:
+        from mse_adapters import _jax_whiten
+
+        ours_name = f"ours ({_jax_whiten.WHITEN_BY})"
 
     def ours_jnp(p: jax.Array) -> jax.Array:
         z = (p - target) @ inv_t32
@@ -214,14 +238,17 @@ def bench_jax(d: int, min_reps: int, budget_s: float) -> list[dict[str, object]]
         # against a zero mean with the covariance, so jit can hoist the constant factorisation.
         return -jnp.mean(multivariate_normal.logpdf(target - p, mean0, sigma32))
 
+    other_name = "ours (solve)"  # hand-written: a float32 solve against the float64 factor
     fns: dict[str, Callable[[jax.Array], jax.Array]] = {
         ours_name: (lambda p: adapter(p, target)) if adapter is not None else ours_jnp,  # type: ignore[misc]
-        "ours (solve)": ours_solve,
         "inv32": inv_loss,
         "mvn": mvn_loss,
     }
-    if adapter is not None:
-        fns["ours (jnp)"] = ours_jnp
+    if other is not None:
+        other_name, other_fn = other
+        fns[other_name] = lambda p: other_fn(p, target)  # type: ignore[assignment]
+    else:
+        fns[other_name] = ours_solve
     jitted = {k: jax.jit(f) for k, f in fns.items()}
     values = {k: float(f(pred)) for k, f in jitted.items()}
     errors = {k: abs(v - truth["nll" if k == "mvn" else "mse"]) / abs(truth["nll" if k == "mvn" else "mse"])
@@ -231,7 +258,7 @@ def bench_jax(d: int, min_reps: int, budget_s: float) -> list[dict[str, object]]
     for mode, table in (("fwd", jitted), ("fwd+bwd", grads)):
         t = interleaved({k: (lambda f=f: jax.block_until_ready(f(pred))) for k, f in table.items()},
                         min_reps, budget_s)
-        rows.append(_row("jax", d, mode, t, errors, ours_name, "ours (solve)"))
+        rows.append(_row("jax", d, mode, t, errors, ours_name, other_name))
     return rows
 
 

@@ -128,18 +128,19 @@ def _host_array(name: str, m: Any) -> tuple[np.ndarray, float]:
 
 
 def _content_key(name: str, a: np.ndarray, eps: float) -> tuple[Any, ...]:
+    """(name, shape, eps, digest of the content, how the factor is applied)."""
     digest = hashlib.blake2b(np.ascontiguousarray(a).tobytes(), digest_size=16).hexdigest()
-    return (name, a.shape, eps, digest)
+    return (name, a.shape, eps, digest, WHITEN_BY)
 
 
 class HostMatrix:
     """A concrete matrix, validated and factored once on the host in float64.
 
-    Equal (and hashed) by its argument name and content, so that a compiled
-    :class:`~mse_adapters.jax.Loss` holding one stays a valid static argument of
-    ``jax.jit``. The factor is cast to each compute dtype once and kept as a constant
-    device array (a constant of the program under ``jax.jit``); pickling keeps the float64
-    factor only."""
+    Equal (and hashed) by its argument name, its content and :data:`WHITEN_BY` (read when it
+    is built), so that a compiled :class:`~mse_adapters.jax.Loss` holding one stays a valid
+    static argument of ``jax.jit``. The factor is cast to each compute dtype once and kept
+    as a constant device array (a constant of the program under ``jax.jit``); pickling
+    keeps the float64 factor only."""
 
     __slots__ = ("name", "factor", "key", "_cast")
 
@@ -190,7 +191,7 @@ class HostMatrix:
 
                 if name == "precision":
                     w = Whitening("precision", arr(f.precision), None, name)
-                elif WHITEN_BY == "inverse":
+                elif self.key[4] == "inverse":  # WHITEN_BY when it was built
                     w = Whitening("inverse", arr(f.inv_scale_tril), arr(f.log_diag), name)
                 else:
                     w = Whitening("solve", arr(f.scale_tril), arr(f.log_diag), name)

@@ -16,6 +16,7 @@ Stages (DESIGN §2-3)::
 
 from __future__ import annotations
 
+import contextlib
 import math
 from abc import ABC, abstractmethod
 from typing import Any, NamedTuple
@@ -134,6 +135,13 @@ class Ops(ABC):
         """(every element of ``x`` is finite, every element is >= 0): the eager weight
         checks. A backend may answer both from one pass and one host sync."""
         return self.all(self.isfinite(x)), self.all(x >= 0)
+
+    def concrete(self) -> contextlib.AbstractContextManager[Any]:
+        """The context of the eager value checks of arrays that are not traced. JAX stages
+        every operation inside ``jax.jit``, even on a constant array (a weight closed over):
+        its backends evaluate the checks of such constants at trace time instead of failing
+        to convert a tracer to a bool."""
+        return contextlib.nullcontext()
 
     # -- optional: the transform stage and the Gaussian likelihoods (DESIGN §4) ----------
     # Not abstract, so that a backend without them keeps working for every other spec.
@@ -454,20 +462,24 @@ def check_structured_values(
     """Eager value checks (skipped while tracing): a non-negative ``var``; whole samples
     masked when whitening."""
     if var is not None and not isinstance(var, (int, float)) and not ops.is_tracing(var):
-        if not ops.all(~(var < 0)):
-            raise ValueError(VAR_NEGATIVE)
+        with ops.concrete():
+            if not ops.all(~(var < 0)):
+                raise ValueError(VAR_NEGATIVE)
     if spec.transform != "whiten" or not shape or ops.is_tracing(pred):
         return
     nan = spec.missing == "nan"
     if not nan and (mask is None or tuple(ops.shape(mask))[-1:] in ((), (1,))):
         return  # constant along the last axis by its shape
-    valid = None if mask is None else ops.broadcast_to(mask, shape)
-    if nan:
-        present = ~ops.isnan(target)
-        valid = present if valid is None else ops.logical_and(valid, present)
-    count = ops.sum(ops.to_float(valid, pred), (len(shape) - 1,))
-    if not ops.all(ops.logical_or(count == 0, count == float(shape[-1]))):
-        raise ValueError(partial_sample_message(names, nan, mask is not None))
+    if (mask is not None and ops.is_tracing(mask)) or (nan and ops.is_tracing(target)):
+        return
+    with ops.concrete():
+        valid = None if mask is None else ops.broadcast_to(mask, shape)
+        if nan:
+            present = ~ops.isnan(target)
+            valid = present if valid is None else ops.logical_and(valid, present)
+        count = ops.sum(ops.to_float(valid, pred), (len(shape) - 1,))
+        if not ops.all(ops.logical_or(count == 0, count == float(shape[-1]))):
+            raise ValueError(partial_sample_message(names, nan, mask is not None))
 
 
 #: The eager check of ``var`` (and the checkify one of the JAX adapter).
@@ -733,7 +745,8 @@ def check_weight_values(ops: Ops, name: str, w: Array) -> None:
     """Weights must be finite and non-negative (skipped while tracing)."""
     if ops.is_tracing(w):
         return
-    finite, nonnegative = ops.finite_and_nonnegative(w)
+    with ops.concrete():
+        finite, nonnegative = ops.finite_and_nonnegative(w)
     if not finite:
         raise ValueError(f"{name} must be finite; it contains NaN or inf")
     if not nonnegative:
@@ -745,7 +758,9 @@ def mask_to_bool(ops: Ops, name: str, mask: Array, check: bool) -> Array:
     if ops.is_bool(mask):
         return mask
     if check and not ops.is_tracing(mask):
-        if not ops.all(ops.logical_or(mask == 0, mask == 1)):
+        with ops.concrete():
+            ok = ops.all(ops.logical_or(mask == 0, mask == 1))
+        if not ok:
             raise ValueError(
                 f"{name} must be boolean, or numeric with only 0 and 1; it contains other values"
             )

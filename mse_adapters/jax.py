@@ -182,6 +182,9 @@ class JaxOps(Ops):
     def all(self, x: Any) -> bool:
         return bool(jnp.all(_concrete(x)))
 
+    def concrete(self) -> Any:
+        return jax.ensure_compile_time_eval()  # a constant's checks run at trace time under jit
+
     def finite_and_nonnegative(self, x: Any) -> tuple[bool, bool]:
         # one fused kernel and one host sync, on the value (not through an eager grad trace)
         finite, nonnegative = np.asarray(_finite_and_nonnegative(_concrete(x)))

@@ -245,6 +245,13 @@ class KerasOps(Ops):
     def all(self, x: Array) -> bool:
         return bool(ops.convert_to_numpy(ops.all(x)))
 
+    def concrete(self) -> Any:
+        if keras.backend.backend() == "jax":
+            import jax
+
+            return jax.ensure_compile_time_eval()  # a constant's checks run at trace time under jit
+        return super().concrete()
+
     def finite_and_nonnegative(self, x: Array) -> tuple[bool, bool]:
         # both answers from one host sync
         both = ops.convert_to_numpy(ops.stack([ops.all(ops.isfinite(x)), ops.all(x >= 0)]))

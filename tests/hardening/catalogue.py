@@ -16,7 +16,9 @@ it (tests/hardening/runners.py says which, and the skip names the backend).
 traced arrays (``jax.jit``, ``tf.function``, ``torch.compile``), where the loss is computed
 as with ``check_values=False`` (tests/hardening/test_traced.py). ``keras_aligns`` marks the
 shape pairs Keras' rank alignment (squeezing a trailing 1) makes legal in the Keras adapter
-alone, as DESIGN §3 says.
+alone, as DESIGN §3 says. ``extended_in`` names the backends whose message goes on after the
+shared one with a hint of their own (Keras: a Gaussian NLL's variance may also come
+concatenated to ``y_pred``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class Entry:
     var: Any = None
     value_check: bool = False  # an eager value check: skipped on traced arrays
     keras_aligns: bool = False  # legal in Keras (rank alignment), an error elsewhere
+    extended_in: tuple[str, ...] = ()  # runners whose message adds a hint after the shared one
 
     def arrays(self) -> dict[str, Any]:
         pred = np.zeros((5, 3)) if self.pred is None else self.pred
@@ -196,7 +199,8 @@ ENTRIES: list[Entry] = [
           spec=("mse", {"missing": "nan"}), covariance=EYE3, target=np.where(EYE3[:1] > 0, np.nan, np.ones((5, 3))),
           value_check=True),
     # -- the Gaussian likelihoods' variance -----------------------------------------------------
-    Entry("gaussian_nll without var", V, ("gaussian_nll", "var"), spec=("mse", {"penalty": "gaussian_nll"})),
+    Entry("gaussian_nll without var", V, ("gaussian_nll", "var"), spec=("mse", {"penalty": "gaussian_nll"}),
+          extended_in=("keras",)),
     Entry("gaussian_nll with a negative var", V, ("var", "non-negative"), spec=("mse", {"penalty": "gaussian_nll"}),
           var=np.full((5, 3), -1.0), value_check=True),
     Entry("var given to a squared error", V, ("var", "gaussian_nll", "'square'"), var=ONES((5, 3))),

@@ -157,15 +157,17 @@ class TorchRunner(Runner):
 
 class JaxRunner(Runner):
     """The JAX adapter, eagerly, or (``jit=True``) with the call under ``jax.jit``: the arrays
-    (predictions, targets, weights, masks, var) are traced, the matrices are constants."""
+    (predictions, targets, weights, masks, var) are traced, the matrices are constants; with
+    ``closed=True`` only the predictions are traced, the rest are constants closed over."""
 
     own, pred_name, target_name = "jax", "predictions", "targets"
 
-    def __init__(self, jit: bool = False) -> None:
+    def __init__(self, jit: bool = False, closed: bool = False) -> None:
         import mse_adapters.jax as mj
 
         self.jit = self.traced = jit
-        self.name = "jax-jit" if jit else "jax"
+        self.closed = closed
+        self.name = ("jax-jit" + ("-constants" if closed else "")) if jit else "jax"
         call = mj.Loss.__call__
         self.matrix_at = ("build" if _takes(mj.compile, "covariance")
                           else "call" if _takes(call, "covariance") else None)
@@ -197,6 +199,8 @@ class JaxRunner(Runner):
             return fn(pred, target, weight=weight, sample_weight=sample_weight, mask=mask, **matrices, **extra)
 
         args = (a["pred"], a["target"], a["weight"], a["sample_weight"], a["mask"], kw.get("var"))
+        if self.closed:
+            return jax.jit(lambda pred: f(pred, *args[1:]))(args[0])
         return jax.jit(f)(*args) if self.jit else f(*args)
 
 
@@ -207,14 +211,15 @@ class KerasRunner(Runner):
     pred_name, target_name = "y_pred", "y_true"
     aligns_rank = True
 
-    def __init__(self, traced: bool = False) -> None:
+    def __init__(self, traced: bool = False, closed: bool = False) -> None:
         import keras
 
         import mse_adapters.keras as mk
 
         self.backend = keras.backend.backend()
         self.traced = traced
-        self.name = f"keras-{self.backend}" + ("-traced" if traced else "")
+        self.closed = closed  # traced: only y_pred is an argument, the rest constants
+        self.name = f"keras-{self.backend}" + ("-traced" if traced else "") + ("-constants" if closed else "")
         self.own = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[self.backend]
         call = mk.Loss.__call__
         self.matrix_at = "build" if _takes(mk.compile, "covariance") else None
@@ -234,20 +239,24 @@ class KerasRunner(Runner):
         return tensor(x)
 
     def call(self, fn: Callable[..., Any], a: dict[str, Any], kw: dict[str, Any]) -> Any:
-        def f(pred: Any, target: Any, weight: Any, sample_weight: Any, mask: Any) -> Any:
-            return fn(target, pred, sample_weight, weight=weight, mask=mask, **kw)
+        def f(pred: Any, target: Any, weight: Any, sample_weight: Any, mask: Any, var: Any) -> Any:
+            extra = {} if var is None else {"var": var}
+            return fn(target, pred, sample_weight, weight=weight, mask=mask, **extra)
 
-        args = (a["pred"], a["target"], a["weight"], a["sample_weight"], a["mask"])
+        args = (a["pred"], a["target"], a["weight"], a["sample_weight"], a["mask"], kw.get("var"))
         if not self.traced:
             return f(*args)
+        rest = args[1:]
+        g = (lambda pred: f(pred, *rest)) if self.closed else f
+        traced = args[:1] if self.closed else args
         if self.backend == "tensorflow":
             import tensorflow as tf
 
-            return tf.function(f)(*args)
+            return tf.function(g)(*traced)
         if self.backend == "jax":
             import jax
 
-            return jax.jit(f)(*args)
+            return jax.jit(g)(*traced)
         raise NotImplementedError(self.backend)  # pragma: no cover
 
 

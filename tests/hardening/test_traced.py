@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 from .catalogue import ENTRIES, Entry
-from .runners import HAVE, TRACED, Runner, TorchRunner, selected
-from .test_catalogue import reference_message, skip_if_lacking
+from .runners import HAVE, TRACED, JaxRunner, KerasRunner, Runner, TorchRunner, selected
+from .test_catalogue import assert_same_message, reference_message, skip_if_lacking
 
 RAISING = [e for e in ENTRIES if not e.value_check and not e.foreign and not e.keras_aligns]
 VALUE_CHECKS = [e for e in ENTRIES if e.value_check]
@@ -39,7 +39,7 @@ def test_same_error_while_tracing(runner, entry):
     skip_if_lacking(runner, entry)
     with pytest.raises(entry.exc) as info:
         runner.run(entry)
-    assert runner.unwrap(str(info.value), entry.exc) == reference_message(runner, entry)
+    assert_same_message(runner, entry, runner.unwrap(str(info.value), entry.exc))
 
 
 def _eager_twin(runner: Runner) -> Runner:
@@ -60,6 +60,37 @@ def test_value_checks_are_skipped_while_tracing(runner, entry):
     skip_if_lacking(runner, entry)
     traced = runner.run(entry)
     _same(traced, _eager_twin(runner).run(entry, check_values=False))
+
+
+# -- JAX: constants closed over ------------------------------------------------------------------
+
+CONSTANTS: list[Runner] = []
+if HAVE["jax"] and selected("jax"):
+    CONSTANTS.append(JaxRunner(jit=True, closed=True))
+if HAVE["keras"]:
+    import keras
+
+    if keras.backend.backend() == "jax" and selected("keras"):
+        CONSTANTS.append(KerasRunner(traced=True, closed=True))
+
+
+@pytest.mark.parametrize("runner", CONSTANTS, ids=repr)
+@pytest.mark.parametrize("entry", [e for e in VALUE_CHECKS if not e.needs], ids=lambda e: e.id)
+def test_constant_weights_and_masks_are_checked_under_jax_jit(runner, entry):
+    """A weight, sample weight or mask closed over by a jitted function is a constant: JAX
+    stages even its operations inside ``jax.jit``, so the checks run at trace time
+    (``jax.ensure_compile_time_eval``) and raise the eager error. (They used to fail with
+    JAX's TracerArrayConversionError, valid weights included.)"""
+    with pytest.raises(entry.exc) as info:
+        runner.run(entry)
+    assert_same_message(runner, entry, str(info.value))
+
+
+@pytest.mark.parametrize("runner", CONSTANTS, ids=repr)
+def test_valid_constant_weights_and_masks_under_jax_jit(runner):
+    entry = Entry("valid constants", ValueError, (), weight=np.array([1.0, 2.0, 0.0]),
+                  sample_weight=np.arange(5.0), mask=np.array([1.0, 0.0, 1.0]))
+    _same(runner.run(entry), _eager_twin(runner).run(entry))
 
 
 # -- JAX: checkify --------------------------------------------------------------------------------

@@ -28,9 +28,10 @@ jitted function traces once per input shape and dtype.
 
 Validation. Shape, dtype and parameter checks always run (at trace time, they cost
 nothing). Value checks of weights and masks (negative or non-finite weights, masks that are
-not 0/1) run on concrete arrays, i.e. eagerly (also under an eager ``jax.grad``); where the
-arrays are abstract (inside ``jax.jit``, ``jax.vmap``, ``jax.checkpoint``, ``lax.scan``)
-they cannot raise and are skipped. ``check_values=False`` turns them off eagerly too (each
+not 0/1) run on concrete arrays, i.e. eagerly (also under an eager ``jax.grad``), and on
+constants closed over by a jitted function (checked while tracing); where the arrays are
+abstract (arguments inside ``jax.jit``, ``jax.vmap``, ``jax.checkpoint``, ``lax.scan``)
+they cannot raise and are skipped: the loss is computed as with ``check_values=False``. ``check_values=False`` turns them off eagerly too (each
 one is a host sync). ``check_values="checkify"`` emits them as
 :func:`jax.experimental.checkify.check` calls instead, which work under ``jax.jit`` when the
 function is wrapped in :func:`jax.experimental.checkify.checkify` (the error is then

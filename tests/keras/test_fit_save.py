@@ -82,6 +82,26 @@ def test_config_round_trip(name):
 
 
 @pytest.mark.parametrize("name", CLASSES)
+def test_pickle_and_deepcopy_keep_value_and_gradient(name):
+    """Beyond Keras' own serialization: a loss pickles (as multiprocessing and Ray ship it)
+    and deep-copies with every hyperparameter, its matrices and trainable factor included."""
+    import copy
+    import pickle
+
+    loss = LOSSES[name]
+    x, y, sw = _data()
+    p = y + np.random.default_rng(6).normal(size=y.shape).astype("float32")
+    case = KCase("copy", y, p, sample_weight=sw)
+    value, grads = keras_run(loss, case)
+    for again in (pickle.loads(pickle.dumps(loss)), copy.deepcopy(loss)):
+        assert type(again) is type(loss) and again.get_config() == loss.get_config()
+        got, got_grads = keras_run(again, case)
+        np.testing.assert_array_equal(got, value)
+        for k in grads:
+            np.testing.assert_array_equal(got_grads[k], grads[k])
+
+
+@pytest.mark.parametrize("name", CLASSES)
 def test_compile_fit_evaluate_save_load(name, tmp_path):
     loss = LOSSES[name]
     x, y, sw = _data()

@@ -145,3 +145,14 @@ def test_jax_jit_no_retracing(name):
         assert np.isclose(float(value), want, rtol=1e-5, atol=1e-6)
         assert np.all(np.isfinite(np.asarray(grad)))
     assert len(traces) == 1
+
+
+def test_every_class_runs_in_a_compiled_graph():
+    """Every Keras loss class is in LOSSES here or in test_whiten.GRAPH_LOSSES (the whitened
+    and Gaussian ones), which run under tf.function(jit_compile=True) and jax.jit."""
+    from .test_whiten import GRAPH_LOSSES
+
+    built = {type(make()).__name__ for make in [*LOSSES.values(), *GRAPH_LOSSES.values()]}
+    classes = {n for n in mk.__all__
+               if isinstance(getattr(mk, n), type) and issubclass(getattr(mk, n), keras.losses.Loss)}
+    assert classes <= built, classes - built

@@ -381,6 +381,7 @@ GRAPH_LOSSES = {
     "huber-prec": lambda: mk.MeanSquaredError(precision=PREC, reduction="sum"),
     "mvn-trainable": lambda: mk.MultivariateGaussianNLL(scale_tril=TRIL, trainable_scale_tril=True),
     "gnll-concat": lambda: mk.GaussianNLL(full=True),
+    "huber-tril": lambda: mk.Huber(delta=0.5, scale_tril=TRIL, weight=[1.0, 2.0, 0.5]),  # a whitened penalty
 }
 
 

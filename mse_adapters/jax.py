@@ -31,8 +31,9 @@ nothing). Value checks of weights and masks (negative or non-finite weights, mas
 not 0/1) run on concrete arrays, i.e. eagerly (also under an eager ``jax.grad``), and on
 constants closed over by a jitted function (checked while tracing); where the arrays are
 abstract (arguments inside ``jax.jit``, ``jax.vmap``, ``jax.checkpoint``, ``lax.scan``)
-they cannot raise and are skipped: the loss is computed as with ``check_values=False``. ``check_values=False`` turns them off eagerly too (each
-one is a host sync). ``check_values="checkify"`` emits them as
+they cannot raise and are skipped: the loss is computed as with ``check_values=False``.
+``check_values=False`` turns them off eagerly too (each one is a host sync).
+``check_values="checkify"`` emits them as
 :func:`jax.experimental.checkify.check` calls instead, which work under ``jax.jit`` when the
 function is wrapped in :func:`jax.experimental.checkify.checkify` (the error is then
 returned, and raised by ``err.throw()``, with the same message as the eager ``ValueError``).

@@ -88,7 +88,9 @@ contributes nothing (Keras: NaN); a float64 loss is float64-accurate on every ba
 torch and JAX backends average float64 in float32, and its ``log_cosh`` subtracts a float32
 log 2: those cases take the shared pipeline); weights and masks are value-checked in eager
 mode (``check_values=False`` turns that off; it is skipped under ``tf.function``, ``jax.jit``
-and ``torch.compile``); ``Huber``'s ``delta`` and the loss dtype are kept in the config.
+and ``torch.compile``, where the loss is computed as with ``check_values=False``, but for
+constants closed over under ``jax.jit``, checked while tracing); ``Huber``'s ``delta`` and the
+loss dtype are kept in the config.
 
 >>> import numpy as np
 >>> from mse_adapters.keras import MeanSquaredError

@@ -467,7 +467,7 @@ def _as_array(name: str, x: Any, dtype: Any) -> np.ndarray | None:
     _check_input(name, x)
     a = np.asarray(x if isinstance(x, (list, tuple, np.ndarray, float, int)) else ops.convert_to_numpy(x))
     if a.dtype.kind not in "biuf":
-        raise TypeError(f"{name} has dtype {a.dtype}; expected a real numeric array")
+        raise _core.dtype_error(name, str(a.dtype))
     return a if dtype is None else a.astype(dtype)
 
 

@@ -12,7 +12,9 @@ interleaved call by call (medians):
   factored once at trace time; with an older adapter that takes no covariance, the same
   computation written with ``jax.numpy``, marked ``(jnp)``);
 - ``ours/solve``: the same with a float32 triangular solve against L instead of the product
-  with the precomputed L^-1 (the alternative the backend's choice was measured against);
+  with the precomputed L^-1, or the reverse (the alternative the backend's choice was
+  measured against; the name in the row says which is which: the JAX adapter solves from
+  d = 128 up);
 - ``inv32``: the hand-rolled float32 explicit inverse, mean of r^T inv(Sigma) r / d, the
   inverse precomputed once (in float32, from the float32 covariance);
 - ``mvn``: ``-MultivariateNormal(pred, scale_tril=L32).log_prob(target)`` (torch) /
@@ -179,22 +181,23 @@ def _jax_adapter_loss(sigma: np.ndarray) -> Callable[..., object] | None:
     return lambda p, t: fn(p, t, covariance=sigma)
 
 
-def _jax_adapter_other(sigma: np.ndarray) -> tuple[str, Callable[..., object]] | None:
-    """The JAX adapter's whitened MSE applied the other way (``_jax_whiten.WHITEN_BY``
-    switched: a triangular solve instead of the product, or the reverse), if it has one."""
+def _jax_adapter_other(sigma: np.ndarray) -> tuple[str, str, Callable[..., object]] | None:
+    """(the adapter's choice for this matrix, the other one, the adapter's whitened MSE
+    applied the other way: ``_jax_whiten.WHITEN_BY`` forced), if the adapter has one."""
     try:
         from mse_adapters import _jax_whiten, preset
         from mse_adapters import jax as mj
     except Exception:
         return None
     saved = _jax_whiten.WHITEN_BY
-    other = "solve" if saved == "inverse" else "inverse"
+    chosen = _jax_whiten.whiten_by(sigma.shape) if hasattr(_jax_whiten, "whiten_by") else saved
+    other = "solve" if chosen == "inverse" else "inverse"
     try:
         _jax_whiten.WHITEN_BY = other
         fn = mj.compile(preset("mse"), covariance=sigma)  # the choice is read when it is built
     finally:
         _jax_whiten.WHITEN_BY = saved
-    return f"ours ({other})", fn
+    return chosen, other, fn
 
 
 def bench_jax(d: int, min_reps: int, budget_s: float) -> list[dict[str, object]]:
@@ -217,9 +220,7 @@ def bench_jax(d: int, min_reps: int, budget_s: float) -> list[dict[str, object]]
     ours_name = "ours" if adapter is not None else "ours (jnp)"
     other = _jax_adapter_other(sigma) if adapter is not None else None
     if other is not None:
-        from mse_adapters import _jax_whiten
-
-        ours_name = f"ours ({_jax_whiten.WHITEN_BY})"
+        ours_name = f"ours ({other[0]})"
 
     def ours_jnp(p: jax.Array) -> jax.Array:
         z = (p - target) @ inv_t32
@@ -245,7 +246,7 @@ def bench_jax(d: int, min_reps: int, budget_s: float) -> list[dict[str, object]]
         "mvn": mvn_loss,
     }
     if other is not None:
-        other_name, other_fn = other
+        other_name, other_fn = f"ours ({other[1]})", other[2]
         fns[other_name] = lambda p: other_fn(p, target)  # type: ignore[assignment]
     else:
         fns[other_name] = ours_solve

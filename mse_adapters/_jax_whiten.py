@@ -8,10 +8,13 @@ no matrix, no ``var`` and a spec without a transform never comes here.
   (:func:`mse_adapters._whiten.host_factor`), once: :func:`mse_adapters.jax.compile` keeps
   the factor in the compiled :class:`~mse_adapters.jax.Loss`, and the functional forms
   cache it by the matrix's bytes (so an eager loop factors it once, and a jitted function
-  that closes over it factors it once, at trace time). It is applied in the compute dtype as
-  a product with the precomputed inverse Cholesky factor ``L^-1``: on XLA's CPU backend the
-  product measured faster than the triangular solve (``benchmarks/bench_whitening.py``;
-  :data:`WHITEN_BY` switches), and the inverse formed in float64 keeps the float64 accuracy.
+  that closes over it factors it once, at trace time). It is applied in the compute dtype
+  as whichever measured faster on XLA's CPU backend (:data:`WHITEN_BY`, :func:`whiten_by`):
+  a product with the inverse Cholesky factor ``L^-1`` formed in float64 (one matrix with
+  d < 128, and every batch of matrices), or a triangular solve against the float64 factor
+  L cast to the compute dtype (one matrix with d >= 128, where XLA's TRSM, half the flops
+  of a dense product, wins). Either keeps the float64 factor's accuracy (relative error
+  ~3e-8 in float32 at cond 1e6, where a float32 inverse gives ~1e-4).
 - A TRACED matrix (an argument of a jitted function, or a pytree leaf differentiated by
   ``jax.grad``) is used in the compute dtype: a ``scale_tril`` is solved against
   (``lax.linalg.triangular_solve``), so its gradient flows; a covariance is factored by
@@ -41,9 +44,21 @@ from ._spec import LossSpec
 from ._whiten import HostFactor, Whitening
 
 #: How a constant factor is applied: ``"inverse"`` (a product with L^-1, precomputed in
-#: float64) or ``"solve"`` (a triangular solve against L). Measured by
-#: benchmarks/bench_whitening.py on XLA's CPU backend: the product is the faster.
-WHITEN_BY = "inverse"
+#: float64), ``"solve"`` (a triangular solve against L) or ``"auto"`` (the faster measured
+#: on XLA's CPU backend, :func:`whiten_by`). Read when a matrix is factored.
+WHITEN_BY = "auto"
+#: With ``"auto"``, one ``(d, d)`` factor is solved against from this d up. Measured (B =
+#: 4096, float32, jit, 1 and 2 threads): the product is 2x faster at d <= 64, forward and
+#: backward; at d = 96 a tie; from d = 128 the solve is 1.3-2x faster forward + backward (the
+#: forward alone from d ~ 192); a batch of matrices: the product, 3-10x faster at d <= 128.
+SOLVE_FROM_D = 128
+
+
+def whiten_by(shape: tuple[int, ...]) -> str:
+    """``"inverse"`` or ``"solve"`` for a covariance / ``scale_tril`` of ``shape``."""
+    if WHITEN_BY != "auto":
+        return WHITEN_BY
+    return "solve" if len(shape) == 2 and shape[-1] >= SOLVE_FROM_D else "inverse"
 
 #: Host factors of the functional forms' concrete matrices, by content (most recent last).
 _CACHE: OrderedDict[tuple[Any, ...], HostMatrix] = OrderedDict()
@@ -130,14 +145,14 @@ def _host_array(name: str, m: Any) -> tuple[np.ndarray, float]:
 def _content_key(name: str, a: np.ndarray, eps: float) -> tuple[Any, ...]:
     """(name, shape, eps, digest of the content, how the factor is applied)."""
     digest = hashlib.blake2b(np.ascontiguousarray(a).tobytes(), digest_size=16).hexdigest()
-    return (name, a.shape, eps, digest, WHITEN_BY)
+    return (name, a.shape, eps, digest, whiten_by(a.shape))
 
 
 class HostMatrix:
     """A concrete matrix, validated and factored once on the host in float64.
 
-    Equal (and hashed) by its argument name, its content and :data:`WHITEN_BY` (read when it
-    is built), so that a compiled :class:`~mse_adapters.jax.Loss` holding one stays a valid
+    Equal (and hashed) by its argument name, its content and how it is applied
+    (:func:`whiten_by` when it is built), so that a compiled :class:`~mse_adapters.jax.Loss` holding one stays a valid
     static argument of ``jax.jit``. The factor is cast to each compute dtype once and kept
     as a constant device array (a constant of the program under ``jax.jit``); pickling
     keeps the float64 factor only."""
@@ -174,6 +189,12 @@ class HostMatrix:
         return hm
 
     @property
+    def by(self) -> str:
+        """How the factor is applied (:func:`whiten_by` when it was built)."""
+        by: str = self.key[4]
+        return by
+
+    @property
     def shape(self) -> tuple[int, ...]:
         shape: tuple[int, ...] = self.key[1]
         return shape
@@ -191,7 +212,7 @@ class HostMatrix:
 
                 if name == "precision":
                     w = Whitening("precision", arr(f.precision), None, name)
-                elif self.key[4] == "inverse":  # WHITEN_BY when it was built
+                elif self.by == "inverse":
                     w = Whitening("inverse", arr(f.inv_scale_tril), arr(f.log_diag), name)
                 else:
                     w = Whitening("solve", arr(f.scale_tril), arr(f.log_diag), name)

@@ -100,6 +100,30 @@ def test_solve_and_inverse_agree(monkeypatch):
         b = mj.compile(preset("mse", reduction="none"), covariance=cov)
         assert b.matrix is not None and b.matrix.whitening(jnp.float64).kind == "solve"
         np.testing.assert_allclose(np.asarray(b(jnp.asarray(p), jnp.asarray(t))), np.asarray(a), rtol=1e-12)
+        for spec in (preset("huber", delta=0.3), LossSpec(penalty="gaussian_nll", transform="whiten")):
+            ref_v, ref_g = mnp.value_and_grad(spec, t, p, covariance=cov, wrt=("y_pred", "y_true"))
+            v, g = jax.value_and_grad(mj.compile(spec, covariance=cov), argnums=(0, 1))(jnp.asarray(p),
+                                                                                          jnp.asarray(t))
+            assert float(v) == pytest.approx(ref_v, rel=1e-12)
+            np.testing.assert_allclose(np.asarray(g[0]), ref_g["y_pred"], rtol=1e-10, atol=1e-14)
+            np.testing.assert_allclose(np.asarray(g[1]), ref_g["y_true"], rtol=1e-10, atol=1e-14)
+
+
+def test_auto_whitening_solves_large_single_factors_and_keeps_the_accuracy():
+    """WHITEN_BY="auto": the product with L^-1 below d = 128 and for batches of matrices,
+    the triangular solve from d = 128 (measured faster on XLA:CPU); both keep the float64
+    factor's accuracy in float32 at cond 1e6."""
+    assert jw.WHITEN_BY == "auto"
+    big = spd(jw.SOLVE_FROM_D, 1e6, seed=4)
+    assert mj.compile(preset("mse"), covariance=big).matrix.by == "solve"
+    assert mj.compile(preset("mse"), covariance=spd(8, 10.0)).matrix.by == "inverse"
+    assert mj.compile(preset("mse"), covariance=np.stack([big, big])).matrix.by == "inverse"
+    rng = np.random.default_rng(1)
+    t = rng.normal(size=(256, jw.SOLVE_FROM_D)).astype(np.float32)
+    p = (t + rng.normal(size=t.shape) @ np.linalg.cholesky(big).T).astype(np.float32)
+    truth = mnp.mse(t.astype(float), p.astype(float), covariance=big)
+    for f in (lambda a, b: mj.mse(a, b, covariance=big), jax.jit(mj.compile(preset("mse"), covariance=big))):
+        assert abs(float(f(p, t)) - truth) / truth <= 1e-5
 
 
 def test_precision_is_the_cost_of_the_observed_outputs():

@@ -59,10 +59,10 @@ applied in the compute dtype, as a product with the float64-formed ``L^-1`` (d <
 batches of matrices) or a triangular solve against the float64 factor (d >= 128), whichever
 measured faster on XLA:CPU; both keep float64's accuracy at cond(Sigma) = 1e6 in float32
 (the float32 inverse loses three digits). ``compile(spec, covariance=S)`` factors it once,
-the functional forms cache the factor by content. A TRACED matrix (an argument of a jitted function, or a pytree leaf
-differentiated by ``jax.grad``: a trainable ``scale_tril``) is used in the compute dtype:
-``scale_tril`` by a triangular solve, so that its gradient flows; a covariance is factored
-by ``jnp.linalg.cholesky`` per call. Its values are checked where they are concrete
+the functional forms cache the factor by content. A TRACED matrix (an argument of a jitted
+function, or a pytree leaf differentiated by ``jax.grad``: a trainable ``scale_tril``) is
+used in the compute dtype: ``scale_tril`` by a triangular solve, so that its gradient
+flows; a covariance is factored by ``jnp.linalg.cholesky`` per call. Its values are checked where they are concrete
 (eagerly, with the errors of a constant matrix); inside ``jax.jit`` they cannot be (a
 non-positive-definite traced covariance gives NaN), except as checkify checks
 (``check_values="checkify"``). A mask (or NaN targets) must keep or drop whole samples

@@ -210,9 +210,10 @@ class LossSpec:
                     f"multioutput={mo!r} applies to reduction='mean' only, got reduction={r!r}"
                 )
         if self.per_sample and (mo != "pooled" or r == "per_output"):
+            what = "reduction='per_output'" if r == "per_output" else f"multioutput={mo!r}"
             raise ValueError(
-                "per_sample=True averages the outputs away: it cannot be combined with "
-                f"reduction='per_output' or multioutput={mo!r}"
+                f"per_sample=True averages the outputs away: it cannot be combined with {what} "
+                "(per_sample=False keeps the outputs)"
             )
         self._check_structured()
 

@@ -155,18 +155,28 @@ def backends() -> list[Backend]:
     return found
 
 
+def _finite_scale(ref: np.ndarray) -> float:
+    """The largest |ref| over its finite entries (0 when there are none)."""
+    fin = ref[np.isfinite(ref)]
+    return float(np.max(np.abs(fin))) if fin.size else 0.0
+
+
 def max_error(got: np.ndarray, ref: np.ndarray) -> float:
-    """The largest |got - ref| relative to the largest |ref| (absolute when ref is all 0)."""
+    """The largest |got - ref| over the finite entries relative to the largest finite |ref|
+    (absolute when that is 0); inf when the two are not non-finite in the same places with
+    the same values (NaN where NaN, inf of the same sign), so that a NaN never hides an error
+    (nan - nan is NaN, which compares False with every tolerance)."""
     got = np.asarray(got, dtype=np.float64)
     ref = np.asarray(ref, dtype=np.float64)
     if got.shape != ref.shape:
         raise AssertionError(f"shape {got.shape} != reference shape {ref.shape}")
-    if ref.size == 0:
-        return 0.0
-    if not np.array_equal(np.isfinite(got), np.isfinite(ref)):
+    fin = np.isfinite(ref)
+    if not np.array_equal(np.isfinite(got), fin) or not np.array_equal(got[~fin], ref[~fin], equal_nan=True):
         return float("inf")
-    scale = float(np.max(np.abs(ref))) if ref.size else 0.0
-    return float(np.max(np.abs(got - ref))) / (scale if scale > 0 else 1.0)
+    if not fin.any():
+        return 0.0
+    scale = _finite_scale(ref)
+    return float(np.max(np.abs(got[fin] - ref[fin]))) / (scale if scale > 0 else 1.0)
 
 
 def assert_close(got: Any, ref: Any, dtype: str, what: str, floor: float = 0.0,
@@ -181,7 +191,7 @@ def assert_close(got: Any, ref: Any, dtype: str, what: str, floor: float = 0.0,
     got = np.asarray(got, dtype=np.float64)
     ref = np.asarray(ref, dtype=np.float64)
     rel = max_error(got, ref)
-    scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+    scale = _finite_scale(ref)
     abs_err = rel * (scale if scale > 0 else 1.0)
     bound_scale = max(scale, floor)
     # The error relative to the scale, with the tolerance's absolute floor (atol / rtol) under
@@ -222,6 +232,11 @@ def check(backend: Backend, case: Case, dtype: str) -> None:
             ct = 1.0 + 0.25 * np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape) % 3
             rc = dataclasses.replace(rc, cotangent=ct)
     ref_v, ref_g = reference_value_and_grad(rc, wrt)
+    # Every case is one the contract defines: a finite loss and finite gradients (a NaN target
+    # under a mask, all weights zero, an empty batch...). A non-finite reference is a bug of
+    # the shared pipeline, which the reference and every backend would otherwise share.
+    for what, arr in (("value", ref_v), *((f"d/d{n}", ref_g[n]) for n in wrt)):
+        assert np.all(np.isfinite(arr)), f"reference {case.name} {what} is not finite: {arr!r}"
     got_v, got_g = backend.value_and_grad(case.spec, rc, dtype, wrt)
     cs = rc.cond_scale
     errs = [assert_close(got_v, ref_v, dtype, f"{backend.name} {case.name} value", rtol_scale=cs)]

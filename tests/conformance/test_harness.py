@@ -23,3 +23,20 @@ def test_reported_error_is_at_most_rtol_when_the_check_passes(dtype):
         assert assert_close(got, ref, dtype, "inside") <= rtol
     with pytest.raises(AssertionError, match="relative error"):
         assert_close(1.0 + 2 * rtol, 1.0, dtype, "outside")
+
+
+@pytest.mark.parametrize("got,ref", [
+    (np.nan, 1.0),  # a NaN where the reference is finite
+    (1.0, np.nan),
+    ([np.inf, 1.0], [np.inf, 5.0]),  # matching infs must not hide the finite entries' error
+    ([np.nan, 1.0], [np.nan, 5.0]),
+    ([np.inf, 1.0], [-np.inf, 1.0]),  # an inf of the other sign
+    ([np.nan, 1.0], [np.inf, 1.0]),
+])
+def test_non_finite_entries_never_hide_an_error(got, ref):
+    with pytest.raises(AssertionError, match="relative error"):
+        assert_close(np.array(got), np.array(ref), "float32", "non-finite")
+
+
+def test_non_finite_entries_in_the_same_places_compare_equal():
+    assert assert_close(np.array([np.nan, -np.inf, 2.0]), np.array([np.nan, -np.inf, 2.0]), "float64", "same") == 0.0

@@ -53,7 +53,10 @@ def naive(case: dict[str, Any]) -> dict[str, Any]:
     """Value and gradients (w.r.t. pred and target) of one (B, d) case, by hand."""
     spec = case["spec"]
     P, T = case["pred"], case["target"]
-    B, D = len(P), len(P[0])
+    B = len(P)
+    if B == 0:  # an empty batch: 0, with an empty gradient (DESIGN §3, a zero normaliser)
+        return {"value": 0.0, "grad_pred": [], "grad_target": []}
+    D = len(P[0])
     W = case.get("weight")  # (B, d) or None
     S = case.get("sample_weight")  # (B,) or None
     M = case.get("mask")  # (B, d) of 0/1 or None
@@ -218,13 +221,15 @@ T_NAN = [[3.0, NAN, 1.0], [2.0, 7.0, NAN], [0.0, 1.0, 2.5], [NAN, NAN, NAN]]
 W0 = [[1.0, 2.0, 0.5], [0.0, 1.0, 3.0], [2.0, 2.0, 1.0], [1.0, 0.5, 1.5]]
 S0 = [1.0, 3.0, 0.5, 2.0]
 M0 = [[1, 1, 0], [1, 0, 1], [1, 1, 1], [0, 1, 1]]
+#: T0 with NaN and inf exactly where M0 masks: they must not reach the value or the gradient.
+T_BAD_MASKED = [[3.0, -0.5, NAN], [2.0, float("inf"), 0.5], [0.0, 1.0, 2.5], [NAN, -1.0, 1.0]]
 
 
 def cases() -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
 
-    def add(name: str, spec: dict[str, Any], target: Any = T0, **kw: Any) -> None:
-        out.append({"name": name, "spec": spec, "pred": P0, "target": target, **kw})
+    def add(name: str, spec: dict[str, Any], target: Any = T0, pred: Any = P0, **kw: Any) -> None:
+        out.append({"name": name, "spec": spec, "pred": pred, "target": target, **kw})
 
     penalties = [
         {"penalty": "square"}, {"penalty": "abs"}, {"penalty": "huber", "delta": 1.0},
@@ -253,6 +258,15 @@ def cases() -> list[dict[str, Any]]:
     add("rmse-raw", {"finalize": "sqrt", "reduction": "per_output"}, sample_weight=S0, cotangent=[1.0, 2.0, 0.5])
     add("all-weights-zero", {"reduction": "mean"}, weight=[[0.0] * 3] * 4)
     add("all-masked", {"reduction": "mean", "finalize": "sqrt"}, mask=[[0] * 3] * 4)
+    # the edge cases that break naive code (issue 2)
+    for pen in ({"penalty": "square"}, {"penalty": "abs"}, {"penalty": "huber", "delta": 1.0}):
+        add(f"{pen['penalty']}-nan-and-inf-under-the-mask", {**pen, "reduction": "mean"}, target=T_BAD_MASKED,
+            weight=W0, mask=M0)
+    add("rmse-perfect-fit", {"finalize": "sqrt"}, target=P0)  # d sqrt(m)/dm at 0 is taken as 0
+    add("rmse-raw-perfect-fit", {"finalize": "sqrt", "reduction": "per_output"}, target=P0,
+        cotangent=[1.0, 2.0, 0.5])
+    for red in ("sum", "mean", "sum_over_batch_size"):
+        add(f"mse-empty-batch-{red}", {"reduction": red}, target=[], pred=[])
     for fin in ("nmse", "r2"):
         for mo in ("uniform_average", "variance_weighted", [0.2, 0.3, 0.5]):
             add(f"{fin}-{mo}", {"finalize": fin, "multioutput": mo}, sample_weight=S0)

@@ -138,6 +138,28 @@ def test_half_inputs_do_not_overflow(backend, spec, dtype):
     assert float(value) == pytest.approx(ref, rel=1e-2, abs=1e-6)
 
 
+def _tiny_params():
+    for backend in sorted(BACKENDS):
+        for dtype in ["float16"] if backend == "jax-jit" else ["float16", "bfloat16"]:
+            for name in ("mse", "rmse", "huber", "log_cosh", "expectile"):
+                yield pytest.param(backend, PRESETS[name], dtype, id=f"{backend}-{dtype}-{name}")
+
+
+@pytest.mark.parametrize("backend,spec,dtype", list(_tiny_params()))
+def test_half_inputs_do_not_underflow(backend, spec, dtype):
+    """|residual| ~1e-4 (squares ~1e-8, below float16's smallest subnormal 6e-8): the loss
+    is computed in float32, so it is within 1e-2 of the reference, not 0 (the tolerance
+    table's half atol of 1e-6 would accept a 0 here, so the bound is relative)."""
+    rng = np.random.default_rng(1)
+    target = rng.uniform(-1e-3, 1e-3, (64, 4))  # small enough that 1e-4 steps are representable
+    pred = target + rng.choice([-1.0, 1.0], target.shape) * rng.uniform(0.5e-4, 2e-4, target.shape)
+    value, out_dtype, _ = BACKENDS[backend](spec, pred, target, None, dtype)
+    ref = float(mnp.compile(spec)(_rounded(target, dtype), _rounded(pred, dtype)))
+    assert out_dtype == "float32"
+    assert 1e-10 < (ref * ref if spec.finalize == "sqrt" else ref) < 1e-7  # rounded residuals still ~1e-4
+    assert abs(float(value) - ref) <= 1e-2 * ref, (float(value), ref)
+
+
 # -- 1e7 float32 elements ------------------------------------------------------------------------
 
 BIG_PRESETS = {"torch": ["mse", "mae", "huber", "rmse", "r2"]}  # elsewhere: mse and r2 (time)

@@ -127,6 +127,12 @@ class Ops(ABC):
         shape = self.shape(x)
         return float(math.prod(shape if axes is None else [shape[a] for a in axes]))
 
+    def count_true(self, x: Array, like: Array, axis: tuple[int, ...] | None = None) -> Array:
+        """The number of True entries of the boolean ``x`` over ``axis`` (all axes when None),
+        as ``like``'s floating dtype: the normaliser of masked means. A backend may count
+        without materialising ``x`` converted to that dtype."""
+        return self.sum(self.to_float(x, like), axis)
+
     @abstractmethod
     def constant(self, values: list[float], like: Array) -> Array:
         """A 1-D array of ``values`` with ``like``'s dtype (and device)."""
@@ -477,7 +483,7 @@ def check_structured_values(
         if nan:
             present = ~ops.isnan(target)
             valid = present if valid is None else ops.logical_and(valid, present)
-        count = ops.sum(ops.to_float(valid, pred), (len(shape) - 1,))
+        count = ops.count_true(valid, pred, (len(shape) - 1,))
         if not ops.all(ops.logical_or(count == 0, count == float(shape[-1]))):
             raise ValueError(partial_sample_message(names, nan, mask is not None))
 
@@ -502,7 +508,7 @@ def partial_sample_message(names: ArgNames, nan: bool, has_mask: bool) -> str:
 def _whole_samples(ops: Ops, valid: Array, shape: Shape, like: Array) -> Array:
     """A sample is valid when all its outputs are (the eager check rejects partly observed
     samples; under tracing they are dropped)."""
-    count = ops.sum(ops.to_float(valid, like), (len(shape) - 1,))
+    count = ops.count_true(valid, like, (len(shape) - 1,))
     rows = count == float(shape[-1])
     return ops.broadcast_to(ops.reshape(rows, shape[:-1] + (1,)), shape)
 
@@ -568,7 +574,7 @@ def _event_units(
     ushape = shape[:-1]
     last = (len(shape) - 1,)
     loss = ops.sum(elem if valid is None else ops.where(valid, elem, 0.0), last)
-    uvalid = None if valid is None else ops.sum(ops.to_float(valid, elem), last) > 0
+    uvalid = None if valid is None else ops.count_true(valid, elem, last) > 0
     w = None
     if weight is not None:
         wshape = tuple(ops.shape(weight))
@@ -623,7 +629,7 @@ def _per_sample_stage(
         if shape[-1] == 0:
             uvalid = ops.broadcast_to(ops.isnan(num), ushape)  # all False
     else:
-        count = ops.sum(ops.to_float(valid, elem), last)
+        count = ops.count_true(valid, elem, last)
         per = safe_div(ops, num, count)
         uvalid = count > 0
     return _Weighted(per, sw_unit, uvalid, ushape)
@@ -651,16 +657,23 @@ def _reduce(ops: Ops, reduction: str, u: _Weighted) -> Array:
     if reduction == "sum":
         return ops.sum(wl)
     if reduction == "mean":
-        return safe_div(ops, ops.sum(wl), ops.count(wl) if wm is None else ops.sum(wm))
+        return safe_div(ops, ops.sum(wl), _normaliser(ops, u, wm))
     if reduction == "sum_over_batch_size":
-        den = ops.count(wl) if u.valid is None else ops.sum(ops.to_float(u.valid, u.loss))
+        den = ops.count(wl) if u.valid is None else ops.count_true(u.valid, u.loss)
         return safe_div(ops, ops.sum(wl), den)
     if reduction == "per_sample":
         axes = tuple(range(1, len(u.shape)))
-        if wm is None:
-            return safe_div(ops, ops.sum(wl, axes), ops.count(wl, axes))
-        return safe_div(ops, ops.sum(wl, axes), ops.sum(wm, axes))
+        return safe_div(ops, ops.sum(wl, axes), _normaliser(ops, u, wm, axes))
     raise AssertionError(reduction)  # pragma: no cover
+
+
+def _normaliser(ops: Ops, u: _Weighted, wm: Array | None, axes: tuple[int, ...] | None = None) -> Array | float:
+    """sum(w * m) over ``axes``: a count without weights (of the valid units, if masked)."""
+    if wm is None:
+        return ops.count(u.loss, axes)
+    if u.weight is None:
+        return ops.count_true(u.valid, u.loss, axes)
+    return ops.sum(wm, axes)
 
 
 def _as_outputs(ops: Ops, x: Array | None, shape: Shape) -> Array | None:

@@ -196,6 +196,15 @@ class JaxOps(Ops):
     def to_float(self, x: Any, like: Any) -> Any:
         return jnp.asarray(x).astype(jnp.result_type(like))
 
+    def count_true(self, x: Any, like: Any, axis: tuple[int, ...] | None = None) -> Any:
+        # Through bfloat16 (exact for 0 and 1; summed in like's dtype): XLA:CPU does not fuse
+        # the conversion of a boolean into a reduction and materialises it, and a 2-byte
+        # array costs half the memory traffic of a 4-byte one (measured at 1e7 elements,
+        # one thread: 3 ms against 20 ms, where a 40 MB buffer is fresh pages every call).
+        if axis is not None and not axis:
+            return self.to_float(x, like)
+        return jnp.sum(jnp.asarray(x).astype(jnp.bfloat16), axis=axis, dtype=jnp.result_type(like))
+
     def reshape(self, x: Any, shape: tuple[int, ...]) -> Any:
         return jnp.reshape(x, shape)
 

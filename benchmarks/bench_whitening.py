@@ -9,17 +9,18 @@ interleaved call by call (medians):
 - ``ours``: ``mse_adapters`` whitened MSE, the mean of (L^-1 r)**2, L factored once in
   float64 at construction and applied in float32 (torch: ``MSELoss(covariance=S)``;
   JAX: ``mse_adapters.jax.mse(p, t, covariance=S)`` under ``jax.jit``, S closed over, so
-  factored once at trace time; with an older adapter that takes no covariance, the same
-  computation written with ``jax.numpy``, marked ``(jnp)``);
-- ``ours/solve``: the same with a float32 triangular solve against L instead of the product
-  with the precomputed L^-1, or the reverse (the alternative the backend's choice was
-  measured against; the name in the row says which is which: the JAX adapter solves from
-  d = 128 up);
+  factored once at trace time); the row names how the adapter applies it;
+- ``other whitening``: the same adapter forced the other way: a float32 triangular solve
+  against L instead of the product with the precomputed L^-1 (torch: the solve is the
+  adapter's own path for a trainable ``scale_tril``; JAX: ``_jax_whiten.WHITEN_BY``), the
+  alternative each backend's choice was measured against;
 - ``inv32``: the hand-rolled float32 explicit inverse, mean of r^T inv(Sigma) r / d, the
   inverse precomputed once (in float32, from the float32 covariance);
-- ``mvn``: ``-MultivariateNormal(pred, scale_tril=L32).log_prob(target)`` (torch) /
-  ``-jax.scipy.stats.multivariate_normal.logpdf`` (JAX), mean over samples, with the float32
-  Cholesky factor precomputed once (the cheapest way to use it).
+- ``mvn``: torch: ``-MultivariateNormal(pred, scale_tril=L32).log_prob(target)``, mean over
+  samples, the float32 Cholesky factor precomputed once (the cheapest way to use it); JAX:
+  ``-jax.scipy.stats.multivariate_normal.logpdf(target - pred, 0, Sigma32)``, which takes
+  only a covariance and factors it in every call (its compiled program holds the Cholesky
+  decomposition: JAX has no ``scale_tril`` form of it).
 
 Forward ("fwd") and forward + backward with respect to the predictions ("fwd+bwd").
 Ratios are ours' median time over the other's, from the same run. "rel err" is the
@@ -163,34 +164,14 @@ def bench_torch(d: int, min_reps: int, budget_s: float) -> list[dict[str, object
 # ---------------------------------------------------------------------------------------
 
 
-def _jax_adapter_loss(sigma: np.ndarray) -> Callable[..., object] | None:
-    """The JAX adapter's whitened MSE when it takes a covariance (else None)."""
-    try:
-        from mse_adapters import jax as mj
-    except Exception:
-        return None
-    fn = getattr(mj, "mse", None) or getattr(mj, "mse_loss", None)
-    if fn is None:
-        return None
-    try:
-        import jax.numpy as jnp
-
-        fn(jnp.zeros((2, sigma.shape[0])), jnp.zeros((2, sigma.shape[0])), covariance=sigma)
-    except TypeError:
-        return None
-    return lambda p, t: fn(p, t, covariance=sigma)
-
-
-def _jax_adapter_other(sigma: np.ndarray) -> tuple[str, str, Callable[..., object]] | None:
+def _jax_adapter_other(sigma: np.ndarray) -> tuple[str, str, Callable[..., object]]:
     """(the adapter's choice for this matrix, the other one, the adapter's whitened MSE
-    applied the other way: ``_jax_whiten.WHITEN_BY`` forced), if the adapter has one."""
-    try:
-        from mse_adapters import _jax_whiten, preset
-        from mse_adapters import jax as mj
-    except Exception:
-        return None
+    applied the other way: ``_jax_whiten.WHITEN_BY`` forced)."""
+    from mse_adapters import _jax_whiten, preset
+    from mse_adapters import jax as mj
+
     saved = _jax_whiten.WHITEN_BY
-    chosen = _jax_whiten.whiten_by(sigma.shape) if hasattr(_jax_whiten, "whiten_by") else saved
+    chosen = _jax_whiten.whiten_by(sigma.shape)
     other = "solve" if chosen == "inverse" else "inverse"
     try:
         _jax_whiten.WHITEN_BY = other
@@ -203,53 +184,35 @@ def _jax_adapter_other(sigma: np.ndarray) -> tuple[str, str, Callable[..., objec
 def bench_jax(d: int, min_reps: int, budget_s: float) -> list[dict[str, object]]:
     import jax
     import jax.numpy as jnp
-    from jax.scipy.linalg import solve_triangular
     from jax.scipy.stats import multivariate_normal
 
     p_np, t_np, sigma = problem(d)
     truth = truths(p_np, t_np, sigma)
     pred, target = jnp.asarray(p_np), jnp.asarray(t_np)
-    lower64 = np.linalg.cholesky(sigma)
-    inv_t32 = jnp.asarray(np.linalg.solve(lower64, np.eye(d)).T, dtype=jnp.float32)  # (L^-1)^T, from float64
-    lower32_from64 = jnp.asarray(lower64, dtype=jnp.float32)
     sigma32 = jnp.asarray(sigma, dtype=jnp.float32)
     inv32 = jnp.linalg.inv(sigma32)
     mean0 = jnp.zeros((d,), jnp.float32)
 
-    adapter = _jax_adapter_loss(sigma)
-    ours_name = "ours" if adapter is not None else "ours (jnp)"
-    other = _jax_adapter_other(sigma) if adapter is not None else None
-    if other is not None:
-        ours_name = f"ours ({other[0]})"
+    from mse_adapters import jax as mj
 
-    def ours_jnp(p: jax.Array) -> jax.Array:
-        z = (p - target) @ inv_t32
-        return jnp.mean(z * z)
-
-    def ours_solve(p: jax.Array) -> jax.Array:
-        z = solve_triangular(lower32_from64, (p - target).T, lower=True).T
-        return jnp.mean(z * z)
+    chosen, other_by, other_fn = _jax_adapter_other(sigma)
+    ours_name, other_name = f"ours ({chosen})", f"ours ({other_by})"
 
     def inv_loss(p: jax.Array) -> jax.Array:
         r = p - target
         return jnp.mean(jnp.sum((r @ inv32) * r, axis=-1)) / d
 
     def mvn_loss(p: jax.Array) -> jax.Array:
-        # logpdf(x, mean, cov) factors cov per call; the fair, cheapest use passes the residual
-        # against a zero mean with the covariance, so jit can hoist the constant factorisation.
+        # logpdf(x, mean, cov) takes only a covariance and factors it in every call (the
+        # compiled program holds the Cholesky decomposition): that is its cost
         return -jnp.mean(multivariate_normal.logpdf(target - p, mean0, sigma32))
 
-    other_name = "ours (solve)"  # hand-written: a float32 solve against the float64 factor
     fns: dict[str, Callable[[jax.Array], jax.Array]] = {
-        ours_name: (lambda p: adapter(p, target)) if adapter is not None else ours_jnp,  # type: ignore[misc]
+        ours_name: lambda p: mj.mse(p, target, covariance=sigma),
         "inv32": inv_loss,
         "mvn": mvn_loss,
+        other_name: lambda p: other_fn(p, target),
     }
-    if other is not None:
-        other_name, other_fn = f"ours ({other[1]})", other[2]
-        fns[other_name] = lambda p: other_fn(p, target)  # type: ignore[assignment]
-    else:
-        fns[other_name] = ours_solve
     jitted = {k: jax.jit(f) for k, f in fns.items()}
     values = {k: float(f(pred)) for k, f in jitted.items()}
     errors = {k: abs(v - truth["nll" if k == "mvn" else "mse"]) / abs(truth["nll" if k == "mvn" else "mse"])

@@ -10,10 +10,10 @@ no matrix, no ``var`` and a spec without a transform never comes here.
   cache it by the matrix's bytes (so an eager loop factors it once, and a jitted function
   that closes over it factors it once, at trace time). It is applied in the compute dtype
   as whichever measured faster on XLA's CPU backend (:data:`WHITEN_BY`, :func:`whiten_by`):
-  a product with the inverse Cholesky factor ``L^-1`` formed in float64 (one matrix with
-  d < 128, and every batch of matrices), or a triangular solve against the float64 factor
-  L cast to the compute dtype (one matrix with d >= 128, where XLA's TRSM, half the flops
-  of a dense product, wins). Either keeps the float64 factor's accuracy (relative error
+  a product with the inverse Cholesky factor ``L^-1`` formed in float64 (XLA's CPU
+  triangular solve is 1.5-16x slower than the product at d = 8 to 256, forward and
+  backward); ``WHITEN_BY = "solve"`` selects a triangular solve against the float64 factor
+  L cast to the compute dtype instead. Either keeps the float64 factor's accuracy (relative error
   ~3e-8 in float32 at cond 1e6, where a float32 inverse gives ~1e-4).
 - A TRACED matrix (an argument of a jitted function, or a pytree leaf differentiated by
   ``jax.grad``) is used in the compute dtype: a ``scale_tril`` is solved against
@@ -47,18 +47,20 @@ from ._whiten import HostFactor, Whitening
 #: float64), ``"solve"`` (a triangular solve against L) or ``"auto"`` (the faster measured
 #: on XLA's CPU backend, :func:`whiten_by`). Read when a matrix is factored.
 WHITEN_BY = "auto"
-#: With ``"auto"``, one ``(d, d)`` factor is solved against from this d up. Measured (B =
-#: 4096, float32, jit, 1 and 2 threads): the product is 2x faster at d <= 64, forward and
-#: backward; at d = 96 a tie; from d = 128 the solve is 1.3-2x faster forward + backward (the
-#: forward alone from d ~ 192); a batch of matrices: the product, 3-10x faster at d <= 128.
-SOLVE_FROM_D = 128
+#: With ``"auto"``, one ``(d, d)`` factor is solved against from this d up (None: never).
+#: Measured (B = 4096, float32, jit, one thread, jaxlib 0.10.2, XLA:CPU; median of
+#: interleaved calls): the solve / the product = 16x forward, 6x forward + backward at
+#: d = 64; 7x and 6x at d = 128; 1.6x and 1.5x at d = 256 (a batch of matrices: the product
+#: too, 3-10x faster at d <= 128). Set it for an accelerator where TRSM wins.
+SOLVE_FROM_D: int | None = None
 
 
 def whiten_by(shape: tuple[int, ...]) -> str:
     """``"inverse"`` or ``"solve"`` for a covariance / ``scale_tril`` of ``shape``."""
     if WHITEN_BY != "auto":
         return WHITEN_BY
-    return "solve" if len(shape) == 2 and shape[-1] >= SOLVE_FROM_D else "inverse"
+    solve = SOLVE_FROM_D is not None and len(shape) == 2 and shape[-1] >= SOLVE_FROM_D
+    return "solve" if solve else "inverse"
 
 #: Host factors of the functional forms' concrete matrices, by content (most recent last).
 _CACHE: OrderedDict[tuple[Any, ...], HostMatrix] = OrderedDict()

@@ -109,21 +109,30 @@ def test_solve_and_inverse_agree(monkeypatch):
             np.testing.assert_allclose(np.asarray(g[1]), ref_g["y_true"], rtol=1e-10, atol=1e-14)
 
 
-def test_auto_whitening_solves_large_single_factors_and_keeps_the_accuracy():
-    """WHITEN_BY="auto": the product with L^-1 below d = 128 and for batches of matrices,
-    the triangular solve from d = 128 (measured faster on XLA:CPU); both keep the float64
-    factor's accuracy in float32 at cond 1e6."""
+def test_auto_whitening_takes_the_product_and_both_ways_keep_the_accuracy(monkeypatch):
+    """WHITEN_BY="auto": the product with the float64-formed L^-1 (measured faster on
+    XLA:CPU for every d benchmarked); "solve" and a SOLVE_FROM_D threshold select the
+    triangular solve. Both keep the float64 factor's accuracy in float32 at cond 1e6."""
     assert jw.WHITEN_BY == "auto"
-    big = spd(jw.SOLVE_FROM_D, 1e6, seed=4)
+    d = 96
+    big = spd(d, 1e6, seed=4)
+    assert mj.compile(preset("mse"), covariance=big).matrix.by == "inverse"
+    assert mj.compile(preset("mse"), covariance=spd(8, 10.0)).matrix.by == "inverse"
+    monkeypatch.setattr(jw, "SOLVE_FROM_D", 64)
     assert mj.compile(preset("mse"), covariance=big).matrix.by == "solve"
     assert mj.compile(preset("mse"), covariance=spd(8, 10.0)).matrix.by == "inverse"
     assert mj.compile(preset("mse"), covariance=np.stack([big, big])).matrix.by == "inverse"
+    monkeypatch.setattr(jw, "SOLVE_FROM_D", None)
     rng = np.random.default_rng(1)
-    t = rng.normal(size=(256, jw.SOLVE_FROM_D)).astype(np.float32)
+    t = rng.normal(size=(256, d)).astype(np.float32)
     p = (t + rng.normal(size=t.shape) @ np.linalg.cholesky(big).T).astype(np.float32)
     truth = mnp.mse(t.astype(float), p.astype(float), covariance=big)
-    for f in (lambda a, b: mj.mse(a, b, covariance=big), jax.jit(mj.compile(preset("mse"), covariance=big))):
-        assert abs(float(f(p, t)) - truth) / truth <= 1e-5
+    for by in ("inverse", "solve"):
+        monkeypatch.setattr(jw, "WHITEN_BY", by)
+        compiled = mj.compile(preset("mse"), covariance=big)
+        assert compiled.matrix.by == by
+        for f in (lambda a, b: mj.mse(a, b, covariance=big), jax.jit(compiled)):
+            assert abs(float(f(p, t)) - truth) / truth <= 1e-5, by
 
 
 def test_precision_is_the_cost_of_the_observed_outputs():

@@ -67,6 +67,17 @@ def _value(loss, y, p, sw=None) -> float:
     return float(keras.ops.convert_to_numpy(loss(y, p, sw)))
 
 
+def _assert_same_value_and_gradient(again, loss, case: KCase) -> None:
+    """The reloaded loss gives the original's value and its gradients (w.r.t. y_true, y_pred
+    and sample_weight), bit for bit (issue 6, item 4)."""
+    value, grads = keras_run(loss, case)
+    got, got_grads = keras_run(again, case)
+    np.testing.assert_array_equal(got, value)
+    assert set(got_grads) == set(grads)
+    for k in grads:
+        np.testing.assert_array_equal(got_grads[k], grads[k], err_msg=k)
+
+
 @pytest.mark.parametrize("name", CLASSES)
 def test_config_round_trip(name):
     loss = LOSSES[name]
@@ -78,7 +89,9 @@ def test_config_round_trip(name):
     assert type(restored) is type(loss) and restored.get_config() == config
     x, y, sw = _data()
     p = y + np.random.default_rng(5).normal(size=y.shape).astype("float32")
-    assert _value(again, y, p, sw) == _value(loss, y, p, sw)
+    case = KCase("config", y, p, sample_weight=sw)
+    _assert_same_value_and_gradient(again, loss, case)
+    _assert_same_value_and_gradient(restored, loss, case)
 
 
 @pytest.mark.parametrize("name", CLASSES)
@@ -92,13 +105,9 @@ def test_pickle_and_deepcopy_keep_value_and_gradient(name):
     x, y, sw = _data()
     p = y + np.random.default_rng(6).normal(size=y.shape).astype("float32")
     case = KCase("copy", y, p, sample_weight=sw)
-    value, grads = keras_run(loss, case)
     for again in (pickle.loads(pickle.dumps(loss)), copy.deepcopy(loss)):
         assert type(again) is type(loss) and again.get_config() == loss.get_config()
-        got, got_grads = keras_run(again, case)
-        np.testing.assert_array_equal(got, value)
-        for k in grads:
-            np.testing.assert_array_equal(got_grads[k], grads[k])
+        _assert_same_value_and_gradient(again, loss, case)
 
 
 @pytest.mark.parametrize("name", CLASSES)
@@ -126,6 +135,9 @@ def test_compile_fit_evaluate_save_load(name, tmp_path):
     assert reloaded.loss.get_config() == loss.get_config()
     assert np.isclose(reloaded.evaluate(x, target, sample_weight=sw, batch_size=len(x), verbose=0), after,
                       rtol=1e-6, atol=1e-7)
+    # the reloaded loss itself: the same value and gradient as the one compiled
+    p = model.predict(x, verbose=0)
+    _assert_same_value_and_gradient(reloaded.loss, loss, KCase("saved", target, p, sample_weight=sw))
 
 
 def test_load_model_in_a_fresh_process_needs_only_the_import(tmp_path):

@@ -508,9 +508,11 @@ def _mo(multioutput: Multioutput) -> str | tuple[float, ...]:
 
 
 def _call(name: str, predictions: Any, targets: Any, weight: Any, sample_weight: Any, mask: Any,
-          check_values: CheckValues, **fields: Any) -> jax.Array:
+          check_values: CheckValues, covariance: Any = None, scale_tril: Any = None, precision: Any = None,
+          **fields: Any) -> jax.Array:
     return loss(preset(name, **fields), predictions, targets, weight=weight,
-                sample_weight=sample_weight, mask=mask, check_values=check_values)
+                sample_weight=sample_weight, mask=mask, check_values=check_values,
+                covariance=covariance, scale_tril=scale_tril, precision=precision)
 
 
 def mse(predictions: ArrayLike, targets: OptArray = None, *, weight: OptArray = None, sample_weight: OptArray = None,
@@ -542,57 +544,98 @@ def mse(predictions: ArrayLike, targets: OptArray = None, *, weight: OptArray = 
 
 def mae(predictions: ArrayLike, targets: OptArray = None, *, weight: OptArray = None, sample_weight: OptArray = None,
         mask: OptArray = None, missing: str | None = None, reduction: str = "mean",
-        multioutput: Multioutput = "pooled", check_values: CheckValues = True) -> jax.Array:
-    """Mean absolute error (d|r|/dr = 0 at r = 0, although ``jnp.abs`` gives 1 there)."""
+        multioutput: Multioutput = "pooled", check_values: CheckValues = True,
+        covariance: OptArray = None, scale_tril: OptArray = None, precision: OptArray = None) -> jax.Array:
+    """Mean absolute error (d|r|/dr = 0 at r = 0, although ``jnp.abs`` gives 1 there).
+
+    A ``covariance`` or ``scale_tril`` whitens the residual first (the penalty acts on
+    ``L^-1 r``, as in :func:`mse`); a ``precision`` goes with the square penalty only (else a
+    ValueError).
+    """
     return _call("mae", predictions, targets, weight, sample_weight, mask, check_values,
+                 covariance, scale_tril, precision,
                  missing=missing, reduction=reduction, multioutput=_mo(multioutput))
 
 
 def rmse(predictions: ArrayLike, targets: OptArray = None, *, weight: OptArray = None, sample_weight: OptArray = None,
          mask: OptArray = None, missing: str | None = None, reduction: str = "mean",
-         multioutput: Multioutput = "pooled", check_values: CheckValues = True) -> jax.Array:
+         multioutput: Multioutput = "pooled", check_values: CheckValues = True,
+         covariance: OptArray = None, scale_tril: OptArray = None, precision: OptArray = None) -> jax.Array:
     """Root mean squared error. Default: pooled, the square root of the weighted mean over
     every element (as torchmetrics and Keras' metric); ``multioutput`` takes scikit-learn's
     ``"raw_values"``, ``"uniform_average"`` or a weight vector. The gradient at a perfect
-    fit is 0, not NaN."""
+    fit is 0, not NaN.
+
+    A ``covariance`` or ``scale_tril`` whitens the residual first; a ``precision`` P makes the
+    mean square the quadratic form ``r^T P r``, as in :func:`mse`.
+    """
     return _call("rmse", predictions, targets, weight, sample_weight, mask, check_values,
+                 covariance, scale_tril, precision,
                  missing=missing, reduction=reduction, multioutput=_mo(multioutput))
 
 
 def huber(predictions: ArrayLike, targets: OptArray = None, *, delta: float = 1.0, weight: OptArray = None,
           sample_weight: OptArray = None, mask: OptArray = None, missing: str | None = None,
-          reduction: str = "mean", check_values: CheckValues = True) -> jax.Array:
+          reduction: str = "mean", check_values: CheckValues = True,
+          covariance: OptArray = None, scale_tril: OptArray = None, precision: OptArray = None) -> jax.Array:
     """Huber loss, 0.5 r**2 for |r| <= delta, else delta (|r| - delta / 2); the default
-    equals ``optax.huber_loss(p, t, delta=delta).mean()``."""
+    equals ``optax.huber_loss(p, t, delta=delta).mean()``.
+
+    A ``covariance`` or ``scale_tril`` whitens the residual first (the penalty acts on
+    ``L^-1 r``, as in :func:`mse`); a ``precision`` goes with the square penalty only (else a
+    ValueError).
+    """
     return _call("huber", predictions, targets, weight, sample_weight, mask, check_values,
+                 covariance, scale_tril, precision,
                  delta=delta, missing=missing, reduction=reduction)
 
 
 def smooth_l1(predictions: ArrayLike, targets: OptArray = None, *, beta: float = 1.0, weight: OptArray = None,
               sample_weight: OptArray = None, mask: OptArray = None, missing: str | None = None,
-              reduction: str = "mean", check_values: CheckValues = True) -> jax.Array:
+              reduction: str = "mean", check_values: CheckValues = True,
+              covariance: OptArray = None, scale_tril: OptArray = None, precision: OptArray = None) -> jax.Array:
     """Smooth L1, 0.5 r**2 / beta for |r| < beta, else |r| - beta / 2 (torch's
-    ``SmoothL1Loss``; huber / beta)."""
+    ``SmoothL1Loss``; huber / beta).
+
+    A ``covariance`` or ``scale_tril`` whitens the residual first (the penalty acts on
+    ``L^-1 r``, as in :func:`mse`); a ``precision`` goes with the square penalty only (else a
+    ValueError).
+    """
     return _call("smooth_l1", predictions, targets, weight, sample_weight, mask, check_values,
+                 covariance, scale_tril, precision,
                  beta=beta, missing=missing, reduction=reduction)
 
 
 def log_cosh(predictions: ArrayLike, targets: OptArray = None, *, weight: OptArray = None,
              sample_weight: OptArray = None, mask: OptArray = None, missing: str | None = None,
-             reduction: str = "mean", check_values: CheckValues = True) -> jax.Array:
+             reduction: str = "mean", check_values: CheckValues = True,
+             covariance: OptArray = None, scale_tril: OptArray = None, precision: OptArray = None) -> jax.Array:
     """log(cosh(r)), computed stably; the default equals ``optax.log_cosh(p, t).mean()``
-    and ``reduction="none"`` equals ``optax.log_cosh(p, t)``."""
+    and ``reduction="none"`` equals ``optax.log_cosh(p, t)``.
+
+    A ``covariance`` or ``scale_tril`` whitens the residual first (the penalty acts on
+    ``L^-1 r``, as in :func:`mse`); a ``precision`` goes with the square penalty only (else a
+    ValueError).
+    """
     return _call("log_cosh", predictions, targets, weight, sample_weight, mask, check_values,
+                 covariance, scale_tril, precision,
                  missing=missing, reduction=reduction)
 
 
 def expectile(predictions: ArrayLike, targets: OptArray = None, *, tau: float = 0.5, weight: OptArray = None,
               sample_weight: OptArray = None, mask: OptArray = None, missing: str | None = None,
-              reduction: str = "mean", check_values: CheckValues = True) -> jax.Array:
+              reduction: str = "mean", check_values: CheckValues = True,
+              covariance: OptArray = None, scale_tril: OptArray = None, precision: OptArray = None) -> jax.Array:
     """Asymmetric squared error: ``tau * r**2`` where predictions < targets
     (under-prediction), ``(1 - tau) * r**2`` where predictions > targets. tau = 0.5 is
-    ``optax.l2_loss``; tau > 0.5 fits an upper expectile."""
+    ``optax.l2_loss``; tau > 0.5 fits an upper expectile.
+
+    A ``covariance`` or ``scale_tril`` whitens the residual first (the penalty acts on
+    ``L^-1 r``, as in :func:`mse`); a ``precision`` goes with the square penalty only (else a
+    ValueError).
+    """
     return _call("expectile", predictions, targets, weight, sample_weight, mask, check_values,
+                 covariance, scale_tril, precision,
                  tau=tau, missing=missing, reduction=reduction)
 
 

@@ -555,9 +555,13 @@ def _preset_call(
     sample_weight: ArrayLike | None,
     weight: ArrayLike | None,
     mask: ArrayLike | None,
+    covariance: ArrayLike | None = None,
+    scale_tril: ArrayLike | None = None,
+    precision: ArrayLike | None = None,
     **fields: Any,
 ) -> Result:
-    return _evaluate(preset(name, **fields), y_true, y_pred, sample_weight, weight, mask)
+    return _evaluate(preset(name, **fields), y_true, y_pred, sample_weight, weight, mask, True,
+                     covariance, scale_tril, precision)
 
 
 def mse(
@@ -605,13 +609,20 @@ def mae(
     missing: str | None = None,
     reduction: str = "mean",
     multioutput: Multioutput = "pooled",
+    covariance: ArrayLike | None = None,
+    scale_tril: ArrayLike | None = None,
+    precision: ArrayLike | None = None,
 ) -> Result:
     """Mean absolute error (equal to ``sklearn.metrics.mean_absolute_error``).
+
+    A ``covariance`` or ``scale_tril`` whitens the residual first (the penalty acts on
+    L^-1 r, DESIGN §4); a ``precision`` goes with the square penalty only (else a ValueError).
 
     >>> mae([3, -0.5, 2, 7], [2.5, 0.0, 2, 8])
     0.5
     """
-    return _preset_call("mae", y_true, y_pred, sample_weight, weight, mask, missing=missing,
+    return _preset_call("mae", y_true, y_pred, sample_weight, weight, mask,
+                        covariance=covariance, scale_tril=scale_tril, precision=precision, missing=missing,
                         reduction=reduction, multioutput=_mo(multioutput))
 
 
@@ -625,15 +636,21 @@ def rmse(
     missing: str | None = None,
     reduction: str = "mean",
     multioutput: Multioutput = "uniform_average",
+    covariance: ArrayLike | None = None,
+    scale_tril: ArrayLike | None = None,
+    precision: ArrayLike | None = None,
 ) -> Result:
     """Root mean squared error. The default, as in scikit-learn's
     ``root_mean_squared_error``, is the mean of the per-output RMSEs; ``multioutput="pooled"``
     is the square root of the mean over everything (the torch, Keras and JAX default).
+    A ``covariance`` or ``scale_tril`` whitens the residual first (DESIGN §4); with a
+    ``precision`` P the mean square is the quadratic form r^T P r, as in :func:`mse`.
 
     >>> round(rmse([3, -0.5, 2, 7], [2.5, 0.0, 2, 8]), 6)
     0.612372
     """
-    return _preset_call("rmse", y_true, y_pred, sample_weight, weight, mask, missing=missing,
+    return _preset_call("rmse", y_true, y_pred, sample_weight, weight, mask,
+                        covariance=covariance, scale_tril=scale_tril, precision=precision, missing=missing,
                         reduction=reduction, multioutput=_mo(multioutput))
 
 
@@ -647,13 +664,20 @@ def huber(
     mask: ArrayLike | None = None,
     missing: str | None = None,
     reduction: str = "mean",
+    covariance: ArrayLike | None = None,
+    scale_tril: ArrayLike | None = None,
+    precision: ArrayLike | None = None,
 ) -> Result:
     """Huber loss: 0.5 r**2 for |r| <= delta, else delta * (|r| - delta / 2).
+
+    A ``covariance`` or ``scale_tril`` whitens the residual first (the penalty acts on
+    L^-1 r, DESIGN §4); a ``precision`` goes with the square penalty only (else a ValueError).
 
     >>> huber([3, -0.5, 2, 7], [2.5, 0.0, 2, 8], delta=0.5)
     0.15625
     """
-    return _preset_call("huber", y_true, y_pred, sample_weight, weight, mask, delta=delta,
+    return _preset_call("huber", y_true, y_pred, sample_weight, weight, mask,
+                        covariance=covariance, scale_tril=scale_tril, precision=precision, delta=delta,
                         missing=missing, reduction=reduction)
 
 
@@ -667,13 +691,20 @@ def smooth_l1(
     mask: ArrayLike | None = None,
     missing: str | None = None,
     reduction: str = "mean",
+    covariance: ArrayLike | None = None,
+    scale_tril: ArrayLike | None = None,
+    precision: ArrayLike | None = None,
 ) -> Result:
     """Smooth L1: 0.5 r**2 / beta for |r| < beta, else |r| - beta / 2 (= huber / beta).
+
+    A ``covariance`` or ``scale_tril`` whitens the residual first (the penalty acts on
+    L^-1 r, DESIGN §4); a ``precision`` goes with the square penalty only (else a ValueError).
 
     >>> smooth_l1([3, -0.5, 2, 7], [2.5, 0.0, 2, 8], beta=0.5)
     0.3125
     """
-    return _preset_call("smooth_l1", y_true, y_pred, sample_weight, weight, mask, beta=beta,
+    return _preset_call("smooth_l1", y_true, y_pred, sample_weight, weight, mask,
+                        covariance=covariance, scale_tril=scale_tril, precision=precision, beta=beta,
                         missing=missing, reduction=reduction)
 
 
@@ -686,13 +717,20 @@ def log_cosh(
     mask: ArrayLike | None = None,
     missing: str | None = None,
     reduction: str = "mean",
+    covariance: ArrayLike | None = None,
+    scale_tril: ArrayLike | None = None,
+    precision: ArrayLike | None = None,
 ) -> Result:
     """log(cosh(r)), computed stably as r + softplus(-2 r) - log 2.
+
+    A ``covariance`` or ``scale_tril`` whitens the residual first (the penalty acts on
+    L^-1 r, DESIGN §4); a ``precision`` goes with the square penalty only (else a ValueError).
 
     >>> round(log_cosh([[3, -0.5], [2, 7]], [[2.5, 0.0], [2, 8]]), 7)
     0.1685025
     """
     return _preset_call("log_cosh", y_true, y_pred, sample_weight, weight, mask,
+                        covariance=covariance, scale_tril=scale_tril, precision=precision,
                         missing=missing, reduction=reduction)
 
 
@@ -706,15 +744,22 @@ def expectile(
     mask: ArrayLike | None = None,
     missing: str | None = None,
     reduction: str = "mean",
+    covariance: ArrayLike | None = None,
+    scale_tril: ArrayLike | None = None,
+    precision: ArrayLike | None = None,
 ) -> Result:
     """Expectile (asymmetric squared) loss: ``tau * r**2`` where y_pred < y_true
     (under-prediction) and ``(1 - tau) * r**2`` where y_pred > y_true. tau = 0.5 is half
     the MSE; tau > 0.5 fits an upper expectile.
 
+    A ``covariance`` or ``scale_tril`` whitens the residual first (the penalty acts on
+    L^-1 r, DESIGN §4); a ``precision`` goes with the square penalty only (else a ValueError).
+
     >>> expectile([0.0, 0.0], [1.0, -1.0], tau=0.9)
     0.5
     """
-    return _preset_call("expectile", y_true, y_pred, sample_weight, weight, mask, tau=tau,
+    return _preset_call("expectile", y_true, y_pred, sample_weight, weight, mask,
+                        covariance=covariance, scale_tril=scale_tril, precision=precision, tau=tau,
                         missing=missing, reduction=reduction)
 
 

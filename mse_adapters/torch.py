@@ -648,78 +648,122 @@ class MSELoss(Loss):
 
 
 class MAELoss(Loss):
-    """Mean absolute error; defaults equal ``torch.nn.L1Loss`` (d|r|/dr = 0 at r = 0)."""
+    """Mean absolute error; defaults equal ``torch.nn.L1Loss`` (d|r|/dr = 0 at r = 0).
+
+    A ``covariance`` or ``scale_tril`` (an ``nn.Parameter`` is trainable) whitens the
+    residual first, as in :class:`MSELoss`; a ``precision`` goes with the square penalty only
+    (else a ValueError).
+    """
 
     _identity_fields = _PRESET_IDENTITY
 
     def __init__(self, reduction: str = "mean", *, missing: str | None = None,
                  weight: Tensor | None = None, mask: Tensor | None = None,
-                 check_values: bool = True) -> None:
-        super().__init__(preset("mae", reduction=reduction, missing=missing), **_kw(weight, mask, check_values))
+                 check_values: bool = True, covariance: Any = None, scale_tril: Any = None,
+                 precision: Any = None) -> None:
+        super().__init__(preset("mae", reduction=reduction, missing=missing),
+                         **_kw(weight, mask, check_values), covariance=covariance,
+                         scale_tril=scale_tril, precision=precision)
 
 
 class RMSELoss(Loss):
     """Root mean squared error. Default: pooled, sqrt of the weighted mean over every
     element (as torchmetrics); ``multioutput`` takes scikit-learn's choices. The gradient at
-    a perfect fit is 0, not NaN."""
+    a perfect fit is 0, not NaN.
+
+    A ``covariance`` or ``scale_tril`` (an ``nn.Parameter`` is trainable) whitens the
+    residual first; a ``precision`` P makes the mean square the quadratic form ``r^T P r``,
+    as in :class:`MSELoss`.
+    """
 
     _identity_fields = _PRESET_IDENTITY
 
     def __init__(self, reduction: str = "mean", *, multioutput: Multioutput = "pooled",
                  missing: str | None = None, weight: Tensor | None = None,
-                 mask: Tensor | None = None, check_values: bool = True) -> None:
+                 mask: Tensor | None = None, check_values: bool = True, covariance: Any = None,
+                 scale_tril: Any = None, precision: Any = None) -> None:
         super().__init__(preset("rmse", reduction=reduction, multioutput=_mo(multioutput), missing=missing),
-                         **_kw(weight, mask, check_values))
+                         **_kw(weight, mask, check_values), covariance=covariance,
+                         scale_tril=scale_tril, precision=precision)
 
 
 class HuberLoss(Loss):
     """Huber loss (0.5 r**2 for |r| <= delta, else delta (|r| - delta/2)); defaults equal
-    ``torch.nn.HuberLoss``."""
+    ``torch.nn.HuberLoss``.
+
+    A ``covariance`` or ``scale_tril`` (an ``nn.Parameter`` is trainable) whitens the
+    residual first, as in :class:`MSELoss`; a ``precision`` goes with the square penalty only
+    (else a ValueError).
+    """
 
     _identity_fields = _PRESET_IDENTITY
 
     def __init__(self, reduction: str = "mean", delta: float = 1.0, *, missing: str | None = None,
                  weight: Tensor | None = None, mask: Tensor | None = None,
-                 check_values: bool = True) -> None:
+                 check_values: bool = True, covariance: Any = None, scale_tril: Any = None,
+                 precision: Any = None) -> None:
         super().__init__(preset("huber", reduction=reduction, delta=delta, missing=missing),
-                         **_kw(weight, mask, check_values))
+                         **_kw(weight, mask, check_values), covariance=covariance,
+                         scale_tril=scale_tril, precision=precision)
 
 
 class SmoothL1Loss(Loss):
     """Smooth L1 (0.5 r**2 / beta for |r| < beta, else |r| - beta/2); defaults equal
-    ``torch.nn.SmoothL1Loss``."""
+    ``torch.nn.SmoothL1Loss``.
+
+    A ``covariance`` or ``scale_tril`` (an ``nn.Parameter`` is trainable) whitens the
+    residual first, as in :class:`MSELoss`; a ``precision`` goes with the square penalty only
+    (else a ValueError).
+    """
 
     _identity_fields = _PRESET_IDENTITY
 
     def __init__(self, reduction: str = "mean", beta: float = 1.0, *, missing: str | None = None,
                  weight: Tensor | None = None, mask: Tensor | None = None,
-                 check_values: bool = True) -> None:
+                 check_values: bool = True, covariance: Any = None, scale_tril: Any = None,
+                 precision: Any = None) -> None:
         super().__init__(preset("smooth_l1", reduction=reduction, beta=beta, missing=missing),
-                         **_kw(weight, mask, check_values))
+                         **_kw(weight, mask, check_values), covariance=covariance,
+                         scale_tril=scale_tril, precision=precision)
 
 
 class LogCoshLoss(Loss):
-    """log(cosh(r)), computed stably."""
+    """log(cosh(r)), computed stably.
+
+    A ``covariance`` or ``scale_tril`` (an ``nn.Parameter`` is trainable) whitens the
+    residual first, as in :class:`MSELoss`; a ``precision`` goes with the square penalty only
+    (else a ValueError).
+    """
 
     _identity_fields = _PRESET_IDENTITY
 
     def __init__(self, reduction: str = "mean", *, missing: str | None = None,
                  weight: Tensor | None = None, mask: Tensor | None = None,
-                 check_values: bool = True) -> None:
-        super().__init__(preset("log_cosh", reduction=reduction, missing=missing), **_kw(weight, mask, check_values))
+                 check_values: bool = True, covariance: Any = None, scale_tril: Any = None,
+                 precision: Any = None) -> None:
+        super().__init__(preset("log_cosh", reduction=reduction, missing=missing),
+                         **_kw(weight, mask, check_values), covariance=covariance,
+                         scale_tril=scale_tril, precision=precision)
 
 
 class ExpectileLoss(Loss):
     """Asymmetric squared error: ``tau * r**2`` where input < target (under-prediction),
-    ``(1 - tau) * r**2`` where input > target. tau = 0.5 is half the MSE."""
+    ``(1 - tau) * r**2`` where input > target. tau = 0.5 is half the MSE.
+
+    A ``covariance`` or ``scale_tril`` (an ``nn.Parameter`` is trainable) whitens the
+    residual first, as in :class:`MSELoss`; a ``precision`` goes with the square penalty only
+    (else a ValueError).
+    """
 
     _identity_fields = _PRESET_IDENTITY
 
     def __init__(self, reduction: str = "mean", tau: float = 0.5, *, missing: str | None = None,
                  weight: Tensor | None = None, mask: Tensor | None = None,
-                 check_values: bool = True) -> None:
+                 check_values: bool = True, covariance: Any = None, scale_tril: Any = None,
+                 precision: Any = None) -> None:
         super().__init__(preset("expectile", reduction=reduction, tau=tau, missing=missing),
-                         **_kw(weight, mask, check_values))
+                         **_kw(weight, mask, check_values), covariance=covariance,
+                         scale_tril=scale_tril, precision=precision)
 
 
 class NMSELoss(Loss):

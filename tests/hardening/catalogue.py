@@ -98,7 +98,7 @@ ENTRIES: list[Entry] = [
     Entry("weight (5,1,3) would grow the loss", V, ("weight", "(5, 1, 3)"), weight=ONES((5, 1, 3))),
     Entry("sample_weight (3,) is trailing-aligned (wrong rows)", V, ("sample_weight", "(3,)", "leading"),
           sample_weight=ONES(3)),
-    Entry("sample_weight (3,) vs (3,5): pairs wrong rows", V, ("sample_weight", "(5,)", "leading"),
+    Entry("sample_weight (5,) vs (3,5): pairs wrong rows", V, ("sample_weight", "(5,)", "leading"),
           pred=Z((3, 5)), sample_weight=ONES(5)),
     Entry("sample_weight (6,) vs (5,3)", V, ("sample_weight", "(6,)", "(5, 3)"), sample_weight=ONES(6)),
     Entry("sample_weight (5,3,1) has too many axes", V, ("sample_weight", "(5, 3, 1)"),

@@ -394,17 +394,17 @@ def _jax_cases() -> list[tuple[str, Any, dict[str, Any]]]:
     cases = [(repr(s), mj.compile(s, check_values=cv), {"weight": w, "mask": m})
              for s, cv in zip(NP_SPECS, [True, False, "checkify"] * len(NP_SPECS))]
     cases.append(("Loss", mj.Loss(preset("huber", delta=0.2)), {"sample_weight": rng.uniform(0.5, 2.0, B)}))
-    if hasattr(mj, "gaussian_nll"):  # matrices at construction (DESIGN §4)
-        cases += [
-            ("compile-covariance", mj.compile(preset("huber", delta=0.3), covariance=_spd()), {}),
-            ("compile-scale_tril", mj.compile(LossSpec(reduction="sum"), scale_tril=_tril()), {}),
-            ("compile-precision", mj.compile(LossSpec(unit_norm=0.2), precision=_spd(), check_values=False),
-             {"mask": m}),
-            ("compile-gaussian_nll", mj.compile(LossSpec(penalty="gaussian_nll", full=True, eps=1e-3)),
-             {"var": rng.uniform(0.5, 2.0, (B, D)), "weight": w}),
-            ("compile-multivariate_gaussian_nll",
-             mj.compile(LossSpec(penalty="gaussian_nll", transform="whiten", full=False), covariance=_spd()), {}),
-        ]
+    # matrices at construction (DESIGN §4)
+    cases += [
+        ("compile-covariance", mj.compile(preset("huber", delta=0.3), covariance=_spd()), {}),
+        ("compile-scale_tril", mj.compile(LossSpec(reduction="sum"), scale_tril=_tril()), {}),
+        ("compile-precision", mj.compile(LossSpec(unit_norm=0.2), precision=_spd(), check_values=False),
+         {"mask": m}),
+        ("compile-gaussian_nll", mj.compile(LossSpec(penalty="gaussian_nll", full=True, eps=1e-3)),
+         {"var": rng.uniform(0.5, 2.0, (B, D)), "weight": w}),
+        ("compile-multivariate_gaussian_nll",
+         mj.compile(LossSpec(penalty="gaussian_nll", transform="whiten", full=False), covariance=_spd()), {}),
+    ]
     return cases
 
 
@@ -417,10 +417,7 @@ def test_jax_compiled_loss_pickles_with_the_same_value_and_gradient(case):
     jax = pytest.importorskip("jax")
     import functools
 
-    cases = {name: (f, kw) for name, f, kw in _jax_cases()}
-    if case not in cases:
-        pytest.skip("the JAX adapter takes no matrices at construction in this version")
-    f, kw = cases[case]
+    f, kw = {name: (f, kw) for name, f, kw in _jax_cases()}[case]
     g = pickle.loads(pickle.dumps(f))
     assert g == f and hash(g) == hash(f) and g.spec == f.spec and g.check_values == f.check_values
     try:  # what multiprocessing and Ray ship functions with, where installed

@@ -11,8 +11,8 @@ no matrix, no ``var`` and a spec without a transform never comes here.
   that closes over it factors it once, at trace time). It is applied in the compute dtype
   as whichever measured faster on XLA's CPU backend (:data:`WHITEN_BY`, :func:`whiten_by`):
   a product with the inverse Cholesky factor ``L^-1`` formed in float64 (XLA's CPU
-  triangular solve is 1.5-16x slower than the product at d = 8 to 256, forward and
-  backward); ``WHITEN_BY = "solve"`` selects a triangular solve against the float64 factor
+  triangular solve is up to 3.7x slower than the product at d = 8 to 256, and never
+  faster); ``WHITEN_BY = "solve"`` selects a triangular solve against the float64 factor
   L cast to the compute dtype instead. Either keeps the float64 factor's accuracy (relative error
   ~3e-8 in float32 at cond 1e6, where a float32 inverse gives ~1e-4).
 - A TRACED matrix (an argument of a jitted function, or a pytree leaf differentiated by
@@ -48,10 +48,11 @@ from ._whiten import HostFactor, Whitening
 #: on XLA's CPU backend, :func:`whiten_by`). Read when a matrix is factored.
 WHITEN_BY = "auto"
 #: With ``"auto"``, one ``(d, d)`` factor is solved against from this d up (None: never).
-#: Measured (B = 4096, float32, jit, one thread, jaxlib 0.10.2, XLA:CPU; median of
-#: interleaved calls): the solve / the product = 16x forward, 6x forward + backward at
-#: d = 64; 7x and 6x at d = 128; 1.6x and 1.5x at d = 256 (a batch of matrices: the product
-#: too, 3-10x faster at d <= 128). Set it for an accelerator where TRSM wins.
+#: Measured (B = 4096, float32, jit, one thread, jaxlib 0.10.2, XLA:CPU, a quiet machine;
+#: medians of interleaved calls): the solve's time / the product's, forward and forward +
+#: backward, is 1.5 and 1.4 at d = 8, 3.7 and 2.2 at d = 64, 2.6 and 1.5 at d = 128, 1.6 and
+#: 1.0 at d = 256 (a batch of matrices: the product too, 3-10x faster at d <= 128). Set it
+#: for an accelerator where TRSM wins.
 SOLVE_FROM_D: int | None = None
 
 

@@ -8,9 +8,9 @@ spec has no transform never comes here but for one ``None`` check per call.
   (:func:`mse_adapters._whiten.host_factor`), and applied per call in the loss' compute dtype:
   a covariance (or constant factor) as a product with the precomputed inverse Cholesky factor
   ``L^-1`` (formed in float64), a precision as the quadratic form. The product is the faster
-  way on every Keras backend: measured (B = 4096, float32, one thread) a triangular solve
-  against L takes 1.8x / 1.5x / 1.3x the product's time forward + backward at d = 8 / 64 /
-  256 on TensorFlow (``tf.linalg.triangular_solve``), and the JAX and torch backends are the
+  way on every Keras backend: measured (B = 4096, float32, one thread, a quiet machine) a
+  triangular solve against L takes 1.09x / 1.16x / 1.07x the product's time forward +
+  backward at d = 8 / 64 / 256 on TensorFlow (``tf.linalg.triangular_solve``), and the JAX and torch backends are the
   XLA and torch kernels the JAX and torch adapters measured (the product wins there too:
   ``mse_adapters._jax_whiten``, ``mse_adapters._torch_whiten``). The cast copies are cached
   per dtype and device in eager mode; inside a traced function (``tf.function``, ``jax.jit``)

@@ -56,7 +56,7 @@ robust GLS); a precision is the quadratic form ``r^T P r`` (square penalty only)
 identity gives exactly the plain loss. A CONCRETE matrix (NumPy, a list, a JAX array, or
 one closed over by a jitted function) is validated and factored on the host in float64 and
 applied in the compute dtype, as a product with the float64-formed ``L^-1`` (measured
-1.5-16x faster than a triangular solve on XLA:CPU at d = 8 to 256; ``_jax_whiten.WHITEN_BY``
+1.0-3.7x faster than a triangular solve on XLA:CPU at d = 8 to 256; ``_jax_whiten.WHITEN_BY``
 selects the solve); both keep float64's accuracy at cond(Sigma) = 1e6 in float32
 (the float32 inverse loses three digits). ``compile(spec, covariance=S)`` factors it once,
 the functional forms cache the factor by content. A TRACED matrix (an argument of a jitted

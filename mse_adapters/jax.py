@@ -154,9 +154,7 @@ class JaxOps(Ops):
         return jnp.where(cond, x, y)
 
     def abs(self, x: Any) -> Any:
-        # jnp.abs has derivative 1 at 0 (lax.abs's rule is select(x >= 0, t, -t)); the
-        # contract needs 0. x * sign(x) is |x| exactly, and sign's derivative is 0.
-        return x * jnp.sign(x)
+        return _abs(x)
 
     def minimum(self, x: Any, c: float) -> Any:
         return jnp.minimum(x, c)  # derivative 1/2 at a tie, as the reference
@@ -238,6 +236,20 @@ class JaxOps(Ops):
 
     def clamp_min_nograd(self, x: Any, lo: float) -> Any:
         return _jw.clamp_min_nograd(x, lo)
+
+
+@jax.custom_jvp
+def _abs(x: Any) -> Any:
+    """|x| with derivative sign(x): 0 at 0. jnp.abs has derivative 1 there (lax.abs' rule is
+    select(x >= 0, t, -t)); the contract needs 0. A custom rule costs what jnp.abs costs
+    (x * sign(x), also exact, took 1.5x jnp.abs' time in a jitted value_and_grad at 1e7)."""
+    return jnp.abs(x)
+
+
+@_abs.defjvp
+def _abs_jvp(primals: tuple[Any, ...], tangents: tuple[Any, ...]) -> tuple[Any, Any]:
+    (x,), (dx,) = primals, tangents
+    return jnp.abs(x), jnp.sign(x) * dx  # sign is differentiable (derivative 0): grad of grad works
 
 
 _OPS = JaxOps()

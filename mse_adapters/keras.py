@@ -637,9 +637,12 @@ class _SpecLoss(keras.losses.Loss):
                 units = tuple(kmask.shape)
                 if _squeezed_weight_shape(tuple(sample_weight.shape), units) != units:
                     # a scalar or per-sequence weight: Keras broadcasts it by its product with
-                    # the mask (TensorFlow, JAX); its torch backend fails to do that in place
-                    sample_weight = ops.broadcast_to(sample_weight, units)
-                sample_weight = ops.copy(sample_weight)  # Keras multiplies it in place on torch
+                    # the mask (TensorFlow, JAX); its torch backend fails to do that in place.
+                    # A product with ones is exact and broadcasts to a batch size known only
+                    # at run time (a tf.function's None axis).
+                    sample_weight = sample_weight * ops.ones_like(kmask, dtype=sample_weight.dtype)
+                else:
+                    sample_weight = ops.copy(sample_weight)  # Keras multiplies it in place on torch
         losses = fn(y_true, y_pred)
         out = reduce_weighted_values(losses, sample_weight=sample_weight, mask=kmask,
                                      reduction=self._keras_reduction, dtype=self.dtype)

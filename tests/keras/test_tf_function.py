@@ -109,6 +109,34 @@ def test_keras_mask_inside_tf_function():
 
 
 @tf_only
+@pytest.mark.parametrize("sw_shape", [(), (None, 1)], ids=["scalar", "per-sequence"])
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size", "sum", "mean_with_sample_weight", "none"])
+def test_keras_mask_with_a_broadcasting_weight_and_unknown_batch(reduction, sw_shape):
+    """A Masking layer's mask with a scalar or (B, 1) weight takes Keras' own computation,
+    also when the batch size is known only at run time: bit for bit keras.losses."""
+    import tensorflow as tf
+    from keras.src.backend.common.masking import set_keras_mask
+
+    ours, theirs = mk.MeanSquaredError(reduction=reduction), keras.losses.MeanSquaredError(reduction=reduction)
+    spec = [tf.TensorSpec([None, 4, 2]), tf.TensorSpec([None, 4, 2]), tf.TensorSpec([None, 4], tf.bool),
+            tf.TensorSpec(sw_shape)]
+
+    @tf.function(input_signature=spec)
+    def both(y, p, m, sw):
+        p1, p2 = tf.identity(p), tf.identity(p)
+        set_keras_mask(p1, m)
+        set_keras_mask(p2, m)
+        return ours(y, p1, sw), theirs(y, p2, sw)
+
+    rng = np.random.default_rng(5)
+    y, p = rng.normal(size=(3, 4, 2)).astype("float32"), rng.normal(size=(3, 4, 2)).astype("float32")
+    m = rng.uniform(size=(3, 4)) > 0.4
+    sw = rng.uniform(0.5, 2.0, size=(3, 1) if sw_shape else ()).astype("float32")
+    got, want = both(y, p, m, sw)
+    assert np.array_equal(got.numpy(), want.numpy())
+
+
+@tf_only
 def test_fit_with_jit_compile():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(32, 4)).astype("float32")

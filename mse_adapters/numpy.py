@@ -593,10 +593,9 @@ def mse(
     >>> mse([[0.0, 0.0]], [[1.0, 1.0]], covariance=[[4.0, 0.0], [0.0, 1.0]])
     0.625
     """
-    spec = preset("mse", missing=missing, reduction=reduction, multioutput=_mo(multioutput),
-                  unit_norm=unit_norm)
-    return _evaluate(spec, y_true, y_pred, sample_weight, weight, mask, True, covariance, scale_tril,
-                     precision)
+    return _preset_call("mse", y_true, y_pred, sample_weight, weight, mask,
+                        covariance=covariance, scale_tril=scale_tril, precision=precision, missing=missing,
+                        reduction=reduction, multioutput=_mo(multioutput), unit_norm=unit_norm)
 
 
 def mae(

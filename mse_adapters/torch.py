@@ -613,8 +613,11 @@ _PRESET_IDENTITY = ("penalty", "finalize")
 _GAUSSIAN_IDENTITY = ("penalty", "finalize", "transform")
 
 
-def _kw(weight: Any, mask: Any, check_values: bool) -> dict[str, Any]:
-    return {"weight": weight, "mask": mask, "check_values": check_values}
+def _kw(weight: Any, mask: Any, check_values: bool, covariance: Any = None, scale_tril: Any = None,
+        precision: Any = None) -> dict[str, Any]:
+    """The keywords a preset passes on to :class:`Loss`."""
+    return {"weight": weight, "mask": mask, "check_values": check_values, "covariance": covariance,
+            "scale_tril": scale_tril, "precision": precision}
 
 
 def _mo(multioutput: Multioutput) -> str | tuple[float, ...]:
@@ -643,8 +646,7 @@ class MSELoss(Loss):
                  check_values: bool = True, covariance: Any = None, scale_tril: Any = None,
                  precision: Any = None, unit_norm: float = 0.0) -> None:
         super().__init__(preset("mse", reduction=reduction, missing=missing, unit_norm=unit_norm),
-                         **_kw(weight, mask, check_values), covariance=covariance,
-                         scale_tril=scale_tril, precision=precision)
+                         **_kw(weight, mask, check_values, covariance, scale_tril, precision))
 
 
 class MAELoss(Loss):
@@ -662,8 +664,7 @@ class MAELoss(Loss):
                  check_values: bool = True, covariance: Any = None, scale_tril: Any = None,
                  precision: Any = None) -> None:
         super().__init__(preset("mae", reduction=reduction, missing=missing),
-                         **_kw(weight, mask, check_values), covariance=covariance,
-                         scale_tril=scale_tril, precision=precision)
+                         **_kw(weight, mask, check_values, covariance, scale_tril, precision))
 
 
 class RMSELoss(Loss):
@@ -683,8 +684,7 @@ class RMSELoss(Loss):
                  mask: Tensor | None = None, check_values: bool = True, covariance: Any = None,
                  scale_tril: Any = None, precision: Any = None) -> None:
         super().__init__(preset("rmse", reduction=reduction, multioutput=_mo(multioutput), missing=missing),
-                         **_kw(weight, mask, check_values), covariance=covariance,
-                         scale_tril=scale_tril, precision=precision)
+                         **_kw(weight, mask, check_values, covariance, scale_tril, precision))
 
 
 class HuberLoss(Loss):
@@ -703,8 +703,7 @@ class HuberLoss(Loss):
                  check_values: bool = True, covariance: Any = None, scale_tril: Any = None,
                  precision: Any = None) -> None:
         super().__init__(preset("huber", reduction=reduction, delta=delta, missing=missing),
-                         **_kw(weight, mask, check_values), covariance=covariance,
-                         scale_tril=scale_tril, precision=precision)
+                         **_kw(weight, mask, check_values, covariance, scale_tril, precision))
 
 
 class SmoothL1Loss(Loss):
@@ -723,8 +722,7 @@ class SmoothL1Loss(Loss):
                  check_values: bool = True, covariance: Any = None, scale_tril: Any = None,
                  precision: Any = None) -> None:
         super().__init__(preset("smooth_l1", reduction=reduction, beta=beta, missing=missing),
-                         **_kw(weight, mask, check_values), covariance=covariance,
-                         scale_tril=scale_tril, precision=precision)
+                         **_kw(weight, mask, check_values, covariance, scale_tril, precision))
 
 
 class LogCoshLoss(Loss):
@@ -742,8 +740,7 @@ class LogCoshLoss(Loss):
                  check_values: bool = True, covariance: Any = None, scale_tril: Any = None,
                  precision: Any = None) -> None:
         super().__init__(preset("log_cosh", reduction=reduction, missing=missing),
-                         **_kw(weight, mask, check_values), covariance=covariance,
-                         scale_tril=scale_tril, precision=precision)
+                         **_kw(weight, mask, check_values, covariance, scale_tril, precision))
 
 
 class ExpectileLoss(Loss):
@@ -762,8 +759,7 @@ class ExpectileLoss(Loss):
                  check_values: bool = True, covariance: Any = None, scale_tril: Any = None,
                  precision: Any = None) -> None:
         super().__init__(preset("expectile", reduction=reduction, tau=tau, missing=missing),
-                         **_kw(weight, mask, check_values), covariance=covariance,
-                         scale_tril=scale_tril, precision=precision)
+                         **_kw(weight, mask, check_values, covariance, scale_tril, precision))
 
 
 class NMSELoss(Loss):
@@ -926,7 +922,7 @@ class MultivariateGaussianNLLLoss(Loss):
                  check_values: bool = True) -> None:
         super().__init__(LossSpec(penalty="gaussian_nll", transform="whiten", full=full,
                                   reduction=reduction, missing=missing),
-                         **_kw(weight, mask, check_values), covariance=covariance, scale_tril=scale_tril)
+                         **_kw(weight, mask, check_values, covariance, scale_tril))
 
 
 def gaussian_nll_loss(input: Tensor, target: Tensor, var: Any, *, full: bool = False, eps: float = 1e-6,

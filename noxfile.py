@@ -1,4 +1,4 @@
-"""Automation: `nox -s demo`, `nox -s tests`, `nox -s lint`, `nox -s bench`.
+"""Automation: `nox -s demo`, `nox -s tests`, `nox -s lint`, `nox -s docs`, `nox -s bench`.
 
 Every session installs from `constraints/ci.txt` (the CPU build of torch, exact versions)
 into a virtual environment that is reused between runs.
@@ -7,6 +7,8 @@ into a virtual environment that is reused between runs.
 from __future__ import annotations
 
 import os
+import pathlib
+import re
 
 import nox
 
@@ -16,11 +18,25 @@ nox.options.sessions = ["tests"]
 CONSTRAINTS = ("-c", "constraints/ci.txt")
 KERAS_BACKENDS = ("tensorflow", "jax", "torch")
 KERAS_CI_DTYPES = {"jax": "float32"}  # MSE_ADAPTERS_KERAS_DTYPES; empty: all four
+#: pytest-xdist workers (CI has 2 cores); PYTEST_WORKERS=0 runs in one process.
+WORKERS = ("-n", os.environ.get("PYTEST_WORKERS", "2"))
 #: The hardening tests with a Keras runner (they honour MSE_ADAPTERS_TEST_BACKENDS).
 KERAS_HARDENING = tuple(f"tests/hardening/test_{n}.py" for n in ("catalogue", "traced", "precision"))
+#: What runs again under each other Keras backend.
+KERAS_RERUN = ("tests/keras", "tests/oracles/test_keras_losses.py", "tests/conformance", *KERAS_HARDENING,
+               *(f"tests/metrics/test_{n}.py" for n in ("streaming", "accuracy", "oracles", "keras_fit")))
+
+
+def _gallery() -> set[str]:
+    """The gallery's examples: those a docs page names (``<!-- gallery:NAME -->``); the docs
+    build runs them (docs/hooks.py)."""
+    pages = pathlib.Path("docs").rglob("*.md")
+    return {f"{n}.py" for p in pages for n in re.findall(r"<!-- gallery:(\w+) -->", p.read_text(encoding="utf-8"))}
 
 
 def _install(session: nox.Session, extras: str) -> None:
+    session.log(f"installing mse-adapters[{extras}] with constraints/ci.txt (the first run takes a few "
+                "minutes: torch, TensorFlow, JAX; later runs reuse this environment)")
     session.install("-e", f".[{extras}]", *CONSTRAINTS)
 
 
@@ -33,12 +49,12 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Lint, type-check, the whole suite, the Keras suite under each Keras backend, and the
-    examples."""
+    """Lint, type-check, the whole suite, the Keras suite under each Keras backend, the
+    examples, and the docs site (`mkdocs build --strict`, which runs the gallery's examples)."""
     _install(session, "dev")
-    session.run("ruff", "check", "mse_adapters", "tests", "examples", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", "mse_adapters", "tests", "examples", "benchmarks", "docs", "noxfile.py")
     session.run("mypy")
-    session.run("pytest", *session.posargs, env={"KERAS_BACKEND": KERAS_BACKENDS[0]})
+    session.run("pytest", *WORKERS, *session.posargs, env={"KERAS_BACKEND": KERAS_BACKENDS[0]})
     # Keras' backend is fixed per process: the Keras tests, the Keras conformance and the
     # hardening catalogue and precision tests (their Keras runners) run again under each other
     # backend (the run above covers keras-tensorflow). On JAX, whose eager mode is the
@@ -46,26 +62,50 @@ def tests(session: nox.Session) -> None:
     for backend in KERAS_BACKENDS[1:]:
         env = {"KERAS_BACKEND": backend, "MSE_ADAPTERS_TEST_BACKENDS": "keras",
                "MSE_ADAPTERS_KERAS_DTYPES": KERAS_CI_DTYPES.get(backend, "")}
-        session.run("pytest", "tests/keras", "tests/conformance", *KERAS_HARDENING, *session.posargs, env=env)
+        session.run("pytest", *WORKERS, *KERAS_RERUN, *session.posargs, env=env)
+    gallery = _gallery()
     for name in sorted(os.listdir("examples")):
-        if name.endswith(".py"):
+        # _gallery.py: the gallery's helpers; the gallery's examples run in the docs build
+        if name.endswith(".py") and not name.startswith("_") and name not in gallery:
             session.run("python", os.path.join("examples", name))
+    _build_docs(session, os.path.join(session.create_tmp(), "site"))
+
+
+def _build_docs(session: nox.Session, site_dir: str) -> None:
+    session.log("building the docs site: runs every gallery example (their figures), then mkdocs")
+    session.run("mkdocs", "build", "--strict", "--site-dir", site_dir, env={"NO_MKDOCS_2_WARNING": "1"})
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site, `mkdocs build --strict` into site/ (a broken link or reference
+    fails): the API reference from the docstrings, and the gallery, whose examples the build
+    runs to draw their figures (docs/hooks.py). `nox -s docs -- serve` serves it instead."""
+    _install(session, "all,docs")
+    if session.posargs[:1] == ["serve"]:
+        session.run("mkdocs", "serve", *session.posargs[1:], env={"NO_MKDOCS_2_WARNING": "1"})
+    else:
+        _build_docs(session, "site")
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff", "mypy", "numpy", *CONSTRAINTS)
-    session.run("ruff", "check", "mse_adapters", "tests", "examples", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", "mse_adapters", "tests", "examples", "benchmarks", "docs", "noxfile.py")
     session.run("mypy")
 
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks against the frameworks' built-ins, one thread, interleaved (issue 7):
+    """Benchmarks against the frameworks' built-ins, one thread, interleaved, with their targets judged:
     writes benchmarks/results/latest.md and latest.json. Arguments after `--` go to
     `python -m benchmarks` (e.g. `-- --backends torch --sizes 1e2,1e7 --readme`)."""
     _install(session, "all")
     session.run("python", "-m", "benchmarks", *session.posargs)
-    # whitening (GLS) against the float32 explicit inverse and MultivariateNormal (issue 5)
+    # whitening (GLS) against the float32 explicit inverse and MultivariateNormal
     os.makedirs("benchmarks/results", exist_ok=True)
     session.run("python", "benchmarks/bench_whitening.py", "--out", "benchmarks/results/whitening.md")
+    # peak memory of a forward + backward per penalty and option, each in a fresh process
+    session.run("python", "benchmarks/bench_memory.py", "--out", "benchmarks/results/memory.md")
+    # streaming metrics' update against torchmetrics, and JAX's under jit
+    session.run("python", "benchmarks/bench_metrics.py", "--out", "benchmarks/results/metrics.md")

@@ -1,5 +1,5 @@
 """``python -m benchmarks``: every backend's benchmark, each in a process of its own with
-one thread, then the targets of issue 7 judged, a Markdown table and a JSON file written.
+one thread, then the performance targets judged, a Markdown table and a JSON file written.
 
     python -m benchmarks                      # everything installed, results/latest.{md,json}
     python -m benchmarks --backends torch --sizes 1e2,1e7 --rounds 5
@@ -46,12 +46,6 @@ def installed(backend: str) -> bool:
     module, env = BACKENDS[backend]
     needs = NEEDS[module] + ((env["KERAS_BACKEND"],) if "KERAS_BACKEND" in env else ())
     return all(importlib.util.find_spec(n) is not None for n in needs)
-
-
-def adapter_ready(backend: str) -> bool:
-    """The adapter module of the backend exists (the Keras and JAX adapters came later)."""
-    module = BACKENDS[backend][0]
-    return (ROOT / "mse_adapters" / f"{module}.py").exists()
 
 
 def run_backend(backend: str, sizes: list[int], rounds: int, compiled: bool) -> dict[str, Any]:
@@ -126,9 +120,6 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
         if not installed(backend):
             result["skipped"][backend] = "framework not installed"
-            continue
-        if not adapter_ready(backend):
-            result["skipped"][backend] = "adapter not implemented yet"
             continue
         got = run_backend(backend, sizes, args.rounds, not args.no_compile)
         result["backends"][backend] = got["info"]

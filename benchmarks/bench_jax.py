@@ -20,6 +20,7 @@ import optax
 
 from mse_adapters import jax as mjax
 
+from . import penalties as grid
 from ._runner import SIZES, Candidate, Row, Target, cell_rows
 
 D = 10  # outputs per sample
@@ -35,6 +36,14 @@ TARGETS = [
            10**7, "fwd+bwd", "mse_adapters mjax.mse", 1.2),
     Target("JAX masked MSE under jit, N=1e7 value_and_grad, vs optax plain", "jax", "masked",
            10**7, "fwd+bwd", "mse_adapters mjax.mse", 1.2),
+]
+
+
+TARGETS += [
+    Target(f"JAX {row.name} {option} under jit, N=1e7 value_and_grad, vs plain hand-written jnp", "jax",
+           grid.case_name(row.name, option), 10**7, "fwd+bwd", f"mse_adapters mjax.{row.name}",
+           1.05 if option == "plain" else 1.2)
+    for row in grid.ROWS for option in grid.OPTIONS
 ]
 
 
@@ -64,7 +73,7 @@ def _masked_by_hand(p: jax.Array, t: jax.Array, m: jax.Array) -> jax.Array:
     return jnp.sum(d * d) / jnp.sum(m)
 
 
-def _cases() -> dict[str, Case]:
+def _cases(n: int) -> dict[str, Case]:
     cases: dict[str, Case] = {
         "plain-mse": ([("optax.squared_error(p, t).mean()", _optax_mse),
                        ("mse_adapters mjax.mse", mjax.mse)], ("target",), 0),
@@ -87,6 +96,36 @@ def _cases() -> dict[str, Case]:
                           lambda p, t, tn: _masked_by_hand(p, tn, ~jnp.isnan(tn)))],
                         ("target", "target_missing"), 0),
     }
+    if n in grid.GRID_SIZES:
+        cases.update(_grid_cases())
+    return cases
+
+
+def _grid_cases() -> dict[str, Case]:
+    """Every penalty x option: the baseline is the plain hand-written jnp form of the penalty;
+    the candidates take (p, t, t with NaN under the mask, w, m)."""
+    cases: dict[str, Case] = {}
+    for row in grid.ROWS:
+        pen = row.spec.penalty
+        fn = getattr(mjax, row.name)
+        params = grid.PARAMS.get(pen, {})
+        plain = grid.hand_loss(pen, "plain", jnp, jax.nn.softplus)
+        for option in grid.OPTIONS:
+            hand = grid.hand_loss(pen, option, jnp, jax.nn.softplus)
+            masked = option.endswith("mask")
+
+            def ours(p: Any, t: Any, tm: Any, w: Any, m: Any, fn: Any = fn, option: str = option,
+                     masked: bool = masked, params: dict[str, float] = params) -> Any:
+                return fn(p, tm if masked else t, **params, **grid.option_kwargs(option, w, m))
+
+            def by_hand(p: Any, t: Any, tm: Any, w: Any, m: Any, hand: Any = hand, masked: bool = masked) -> Any:
+                return hand(p, tm if masked else t, w, m)
+
+            extra = {"plain": 0, "weight": 4, "mask": 1, "weight+mask": 5}[option]
+            cases[grid.case_name(row.name, option)] = (
+                [("hand-written jnp (plain)", lambda p, t, tm, w, m, plain=plain: plain(p, t, w, m)),
+                 (f"mse_adapters mjax.{row.name}", ours), (f"hand-written jnp ({option})", by_hand)],
+                ("target", "target_masked", "weight", "mask"), extra)
     return cases
 
 
@@ -104,7 +143,7 @@ def run(sizes: tuple[int, ...] = SIZES, rounds: int = 9) -> list[Row]:
     for n in sizes:
         x = _data(n)
         elem = int(x["pred"].size)
-        for case, (cands, extra, extra_bytes) in _cases().items():
+        for case, (cands, extra, extra_bytes) in _cases(n).items():
             args = (x["pred"], *(x[k] for k in extra))
             for mode in ("fwd", "fwd+bwd"):
                 moved = elem * (4 + 4 + extra_bytes) + (elem * 4 if mode == "fwd+bwd" else 0)

@@ -18,6 +18,7 @@ from torch import nn
 
 import mse_adapters.torch as mt
 
+from . import penalties as grid
 from ._runner import SIZES, Candidate, Row, Target, cell_rows
 
 D = 10  # outputs per sample
@@ -46,6 +47,36 @@ TARGETS = [
     Target("torch masked MSE in a torch.compile'd step, N=1e7 fwd+bwd, vs eager F.mse_loss",
            "torch", "compiled-masked", 10**7, "fwd+bwd", "mse_adapters MSELoss (compiled step)", 1.0),
 ]
+
+
+#: The penalties torch.nn has a built-in for (the grid's baseline for them): f(p, t).
+BUILTINS: dict[str, tuple[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]] = {
+    "square": ("F.mse_loss", F.mse_loss),
+    "abs": ("F.l1_loss", F.l1_loss),
+    "huber": ("F.huber_loss", lambda p, t: F.huber_loss(p, t, delta=grid.PARAMS["huber"]["delta"])),
+    "smooth_l1": ("F.smooth_l1_loss", lambda p, t: F.smooth_l1_loss(p, t, beta=grid.PARAMS["smooth_l1"]["beta"])),
+}
+
+
+def _grid_targets() -> list[Target]:
+    """Every penalty x option: a weight, a mask or both <= 1.3x the plain built-in, or
+    <= 1.1x the hand-written equivalent with the same options where torch has no built-in;
+    plain <= 1.05x (1e7, fwd+bwd); the per-call overhead at 1e2 <= 1.3x."""
+    out = []
+    for row in grid.ROWS:
+        builtin = row.spec.penalty in BUILTINS
+        for option in grid.OPTIONS:
+            limit = 1.05 if option == "plain" else (1.3 if builtin else 1.1)
+            vs = "the plain built-in" if builtin else "hand-written with the same options"
+            case = grid.case_name(row.name, option)
+            out.append(Target(f"torch {row.torch} {option}, N=1e7 fwd+bwd, vs {vs}", "torch", case, 10**7,
+                              "fwd+bwd", f"mse_adapters {row.torch}", limit))
+            out.append(Target(f"torch {row.torch} {option} per-call overhead, N=1e2 fwd, vs {vs}", "torch", case,
+                              10**2, "fwd", f"mse_adapters {row.torch}", 1.3))
+    return out
+
+
+TARGETS += _grid_targets()
 
 
 def _data(n: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -124,6 +155,8 @@ def _cases(x: dict[str, torch.Tensor], compiled: bool) -> dict[str, Case]:
         ("hand-written where(~isnan(t), p-t, 0)", lambda: masked_by_hand(tn, ~torch.isnan(tn))),
     ], 0, {})
     cases["whitened"] = _whitened_case(p, t)
+    if x["pred"].numel() in grid.GRID_SIZES:
+        cases.update(_grid_cases(x))
     if compiled:
         cases["compiled-weighted"] = ([
             ("F.mse_loss (plain, eager)", lambda: F.mse_loss(p, t)),
@@ -139,6 +172,31 @@ def _cases(x: dict[str, torch.Tensor], compiled: bool) -> dict[str, Case]:
             ("hand-written (compiled step)",
              _compiled(lambda p, t, m: (torch.where(m, p - t, 0.0) ** 2).sum() / m.sum(), p, tm, m)),
         ], 1, {})
+    return cases
+
+
+def _grid_cases(x: dict[str, torch.Tensor]) -> dict[str, Case]:
+    """Every penalty x option of the grid (the prediction and the target are the same arrays
+    as the other cases'; the target is NaN under the mask where a mask is given)."""
+    p, t, w, m, tm = x["pred"], x["target"], x["weight"], x["mask"], x["target_masked"]
+    cases: dict[str, Case] = {}
+    for row in grid.ROWS:
+        pen = row.spec.penalty
+        module = getattr(mt, row.torch)(**grid.PARAMS.get(pen, {}))
+        for option in grid.OPTIONS:
+            kw = grid.option_kwargs(option, w, m)
+            target = tm if "mask" in kw else t
+            hand = grid.hand_loss(pen, option, torch, F.softplus)
+            ours = (f"mse_adapters {row.torch}", lambda module=module, target=target, kw=kw: module(p, target, **kw))
+            by_hand = (f"hand-written ({option})", lambda hand=hand, target=target: hand(p, target, w, m))
+            if pen in BUILTINS:
+                name, f = BUILTINS[pen]
+                cands = [(f"{name} (plain)", lambda f=f: f(p, t)), ours, by_hand]
+            else:
+                plain = grid.hand_loss(pen, "plain", torch, F.softplus)
+                cands = [by_hand, ours, ("hand-written (plain)", lambda plain=plain: plain(p, t, w, m))]
+            extra = {"plain": 0, "weight": 4, "mask": 1, "weight+mask": 5}[option]
+            cases[grid.case_name(row.name, option)] = (cands, extra, {})
     return cases
 
 

@@ -34,7 +34,8 @@ def header(result: dict[str, Any]) -> str:
                          for b, info in result["backends"].items())
     return (
         f"Measured {result['date']} on {m['cpu']} ({m['cores']} cores, {m['memory_gib']} GiB, "
-        f"{m['os']}), Python {m['python']}; {versions}. One thread, {result['dtype']}. "
+        f"{m['os']}), Python {m['python']}; {versions}. One thread, {result['dtype']}, "
+        f"{m.get('clock', 'wall time')}. "
         f"Load average (1, 5, 15 min) before {result['load_before']}, after {result['load_after']}: "
         "the machine is shared, so the ratios (interleaved in one process, medians of per-round "
         "ratios with their interquartile range) are the numbers to read, not the times."
@@ -93,7 +94,7 @@ def summary_table(result: dict[str, Any]) -> str:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    out = ["# Benchmarks", "", header(result), "", "## Targets (issue 7)", "", targets_table(result), ""]
+    out = ["# Benchmarks", "", header(result), "", "## Targets", "", targets_table(result), ""]
     if result["skipped"]:
         out += ["Not measured: " + "; ".join(f"{b} ({why})" for b, why in result["skipped"].items()), ""]
     for backend in result["backends"]:

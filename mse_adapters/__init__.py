@@ -19,16 +19,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ._spec import (
-    FINALIZERS,
-    MISSING,
-    MULTIOUTPUT,
-    PENALTIES,
-    PRESETS,
-    REDUCTIONS,
-    LossSpec,
-    preset,
-)
+from ._presets import PRESET_TABLE, PRESETS, preset
+from ._spec import FINALIZERS, MISSING, MULTIOUTPUT, PENALTIES, REDUCTIONS, LossSpec
 
 __version__ = "0.1.0"
 
@@ -36,6 +28,7 @@ __all__ = [
     "LossSpec",
     "preset",
     "PRESETS",
+    "PRESET_TABLE",
     "PENALTIES",
     "REDUCTIONS",
     "FINALIZERS",

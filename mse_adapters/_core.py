@@ -1,36 +1,42 @@
-"""The loss pipeline, written once against a minimal array-operations interface.
+"""The loss pipeline, written once against a small interface of array primitives.
 
-Every backend (NumPy, torch, Keras, JAX) supplies an :class:`Ops` and calls
-:func:`evaluate`. Nothing here imports a framework; nothing here branches on array values
-(only on shapes and on the spec), so the same code runs eagerly, under ``jax.jit``, under
-``torch.compile`` and inside ``tf.function``.
+Every backend supplies an :class:`Ops` (its primitives); :func:`mse_adapters._prepare.prepare`
+turns a user's arguments into a :class:`Prepared` call, and :func:`evaluate` runs it.
+Nothing here imports a framework or branches on array values (only on shapes and the spec),
+so the same code runs eagerly, under ``jax.jit``, ``torch.compile`` and ``tf.function``.
+The stages are those of docs/design.md ("The pipeline")::
 
-Stages (DESIGN §2-3)::
-
-    r = where(valid, pred - target, 0)          # a select: masked NaN/inf never leaks
-    l = rho(r)                                   # penalty
-    [l_s = sum_j(w m l) / sum_j(m)]              # optional per-sample stage (Keras)
-    reduce(l, w, m)                              # none|sum|mean|sum_over_batch_size|...
-    finalize                                     # identity|sqrt|nmse|r2
+    r = where(valid, pred - target, 0)       # a select: masked NaN/inf never leaks
+    l = rho(r)                                # the penalty table's value
+    [l_s = sum_j(w m l) / sum_j(m)]           # optional per-sample stage (Keras)
+    reduce(l, w, m)                           # none|sum|mean|sum_over_batch_size|...
+    finalize                                  # identity|sqrt|nmse|r2
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from . import _whiten
+import numpy as np
+
+from . import _messages as msg
+from ._penalties import PENALTY_TABLE
 from ._spec import LossSpec
-from ._whiten import Whitening
 
-__all__ = ["ArgNames", "Ops", "Whitening", "evaluate", "check_same_shape", "LOG2"]
-
-LOG2 = math.log(2.0)
+__all__ = ["Ops", "ArgNames", "Prepared", "Whitening", "evaluate", "normaliser", "normalizer_shape", "EPS",
+           "LOG_2PI_HALF"]
 
 Array = Any
 Shape = tuple[int, ...]
+#: A value check: (condition, message, format arguments); the condition holds where it is
+#: True everywhere (an array of any shape).
+Rule = tuple[Array, str, Mapping[str, Any]]
+
+LOG_2PI_HALF = 0.5 * math.log(2.0 * math.pi)
+#: Machine epsilon by dtype name.
+EPS = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float64": 2.0**-52}
 
 
 class ArgNames(NamedTuple):
@@ -46,349 +52,449 @@ class ArgNames(NamedTuple):
 DEFAULT_NAMES = ArgNames()
 
 
-class Ops(ABC):
-    """The array operations the pipeline needs. One subclass per backend.
+class Whitening(NamedTuple):
+    """The transform stage as the pipeline applies it, in the compute dtype.
 
-    Arithmetic (``+ - * /``, unary ``-``) and comparisons with Python scalars are used
-    directly on the arrays; everything else goes through these methods.
+    ``kind``: ``"solve"`` (``matrix`` is the lower Cholesky factor L: z = L^-1 r by a
+    triangular solve; a trainable or traced factor always takes this path, so that its
+    gradient flows), ``"inverse"`` (``matrix`` is L^-1, formed in float64 on the host: z by a
+    product) or ``"precision"`` (``matrix`` is P: the terms r_j (P r)_j, whose sum over the
+    last axis is r^T P r). ``log_diag``: log L_jj, ``(..., d)``, for the multivariate
+    Gaussian NLL (None: read off ``matrix``). ``name``: the argument it came from."""
+
+    kind: str
+    matrix: Array
+    log_diag: Array | None = None
+    name: str = "covariance"
+
+
+class Ops:
+    """The array primitives the pipeline and the preparation need; one subclass per backend.
+
+    Arithmetic (``+ - * /``, unary ``-``), comparisons and the boolean ``& | ~`` are used
+    directly on the arrays. A backend's optimisation is its implementation of a primitive
+    (JAX counts booleans through a 2-byte type in :meth:`sum`; torch answers
+    :meth:`extrema` in one pass). Linear algebra (:meth:`matvec`, :meth:`solve_tril`,
+    :meth:`cholesky`) and :meth:`clamp_min_nograd` are needed by the transform stage and the
+    Gaussian likelihoods only.
     """
 
-    name: str = "abstract"
+    #: The backend's name (``numpy``, ``torch``, ``jax``, ``keras``).
+    name = "abstract"
+    #: The framework whose arrays it takes (an array of another one is a TypeError).
+    framework = "numpy"
+    #: What the inputs may be, for the error of an object that is none of them.
+    accepts = "an array"
+    #: How a constant (host-factored) covariance is applied: ``"inverse"`` (a product with
+    #: the float64-formed L^-1) or ``"solve"`` (a triangular solve against L): the backend's
+    #: measured choice (docs/design.md, "Whitening").
+    whiten_by = "inverse"
+    #: The NumPy-API namespace of the framework, for value checks of traced matrices (only
+    #: JAX's checkify evaluates them; elsewhere traced values are not checked).
+    xp: Any = None
 
-    # -- inspection ----------------------------------------------------------------------
-    @abstractmethod
-    def shape(self, x: Array) -> Shape: ...
+    # -- arrays in and out ------------------------------------------------------------------
+    def asarray(self, x: Any, dtype: str | None = None, like: Array = None) -> Array:
+        """``x`` (an array of this framework or an array-like) as an array, cast to ``dtype``
+        when given, on ``like``'s device."""
+        raise NotImplementedError
 
-    def is_tracing(self, x: Array) -> bool:
-        """True when ``x`` is symbolic (jit/compile): value checks are skipped then."""
+    def dtype(self, x: Array) -> str | None:
+        """``x``'s dtype name (``float32``, ``bfloat16``, ``int64``, ``bool``, ``complex64``);
+        None for an object that is not an array of the backend's framework."""
+        raise NotImplementedError
+
+    def float_dtype(self, *xs: Array) -> str:
+        """The dtype the arrays promote to; the framework's default float for integers and
+        booleans."""
+        raise NotImplementedError
+
+    def constant(self, values: Any, like: Array) -> Array:
+        """Host values (a NumPy array or a list) as an array of ``like``'s dtype and device."""
+        raise NotImplementedError
+
+    def to_host(self, x: Array) -> np.ndarray:
+        """The value of a concrete array as NumPy (a host sync)."""
+        return np.asarray(x)
+
+    def is_abstract(self, x: Any) -> bool:
+        """Whether ``x`` is symbolic (traced or compiled): it has no value to check."""
         return False
 
-    # -- elementwise ---------------------------------------------------------------------
-    @abstractmethod
-    def where(self, cond: Array, x: Array | float, y: Array | float) -> Array: ...
+    def is_traced(self, x: Any) -> bool:
+        """Whether a matrix ``x`` is differentiated or symbolic: it is then used in the
+        compute dtype by a differentiable triangular solve, not factored on the host."""
+        return self.is_abstract(x)
 
-    @abstractmethod
+    # -- elementwise ------------------------------------------------------------------------
+    def penalty(self, row: Any, r: Array, params: Any) -> Array:
+        """rho(r) of a penalty table row. A backend may attach the row's own derivatives
+        (rho', rho'') to it in place of its autodiff of the value's formula."""
+        return row.value(self, r, params)
+
+    def where(self, cond: Array, x: Array | float, y: Array | float) -> Array:
+        raise NotImplementedError
+
     def abs(self, x: Array) -> Array:
-        """|x| with derivative 0 at x = 0 (DESIGN §3)."""
+        """|x| with derivative sign(x): 0 at x = 0."""
+        raise NotImplementedError
 
-    @abstractmethod
-    def minimum(self, x: Array, c: float) -> Array: ...
+    def sign(self, x: Array) -> Array:
+        raise NotImplementedError
 
-    @abstractmethod
-    def softplus(self, x: Array) -> Array: ...
+    def sqrt(self, x: Array) -> Array:
+        raise NotImplementedError
 
-    @abstractmethod
-    def sqrt(self, x: Array) -> Array: ...
+    def expm1(self, x: Array) -> Array:
+        """exp(x) - 1, accurate near 0."""
+        raise NotImplementedError
 
-    @abstractmethod
-    def isnan(self, x: Array) -> Array: ...
+    def log(self, x: Array) -> Array:
+        raise NotImplementedError
 
-    @abstractmethod
-    def logical_and(self, a: Array, b: Array) -> Array: ...
+    def log1p(self, x: Array) -> Array:
+        raise NotImplementedError
 
-    @abstractmethod
-    def isfinite(self, x: Array) -> Array: ...
+    def clamp_min_nograd(self, x: Array, lo: float) -> Array:
+        """max(x, lo) with the identity's derivative (``torch.nn.GaussianNLLLoss`` clamps its
+        variance in place under ``no_grad``: the gradient passes through the clamp)."""
+        raise NotImplementedError
 
-    @abstractmethod
-    def logical_or(self, a: Array, b: Array) -> Array: ...
+    # -- shapes -----------------------------------------------------------------------------
+    def shape(self, x: Array) -> Shape:
+        raise NotImplementedError
 
-    @abstractmethod
-    def is_bool(self, x: Array) -> bool:
-        """Whether ``x`` has a boolean dtype."""
+    def reshape(self, x: Array, shape: Shape) -> Array:
+        raise NotImplementedError
 
-    @abstractmethod
-    def all(self, x: Array) -> bool:
-        """Host-side truth of all(x): a host sync, used by the eager value checks only."""
+    def broadcast_to(self, x: Array, shape: Shape) -> Array:
+        raise NotImplementedError
 
-    @abstractmethod
-    def to_float(self, x: Array, like: Array) -> Array:
-        """``x`` (e.g. a boolean) as ``like``'s floating dtype."""
-
-    # -- shape ---------------------------------------------------------------------------
-    @abstractmethod
-    def reshape(self, x: Array, shape: Shape) -> Array: ...
-
-    @abstractmethod
-    def broadcast_to(self, x: Array, shape: Shape) -> Array: ...
-
-    # -- reductions ----------------------------------------------------------------------
-    @abstractmethod
-    def sum(self, x: Array, axis: tuple[int, ...] | None = None) -> Array:
-        """Accurate (pairwise or better) sum over ``axis`` (all axes when None)."""
-
-    @abstractmethod
-    def eps(self, like: Array) -> float:
-        """The machine epsilon of ``like``'s dtype."""
+    # -- reductions -------------------------------------------------------------------------
+    def sum(self, x: Array, axis: tuple[int, ...] | None = None, dtype: str | None = None) -> Array:
+        """Accurate (pairwise or better) sum over ``axis`` (all when None; ``()``: ``x``).
+        A boolean ``x`` is counted, in the float ``dtype``."""
+        raise NotImplementedError
 
     def count(self, x: Array, axes: tuple[int, ...] | None = None) -> Array | float:
-        """The number of elements of ``x`` over ``axes`` (all axes when None), as a Python
-        float. A backend whose shapes may be unknown until run time (a TensorFlow graph with
-        a ``None`` batch axis) returns it as an array of ``x``'s dtype instead."""
+        """The number of elements of ``x`` over ``axes`` (all when None) as a Python float; a
+        backend whose shapes may be unknown until run time returns an array then."""
         shape = self.shape(x)
         return float(math.prod(shape if axes is None else [shape[a] for a in axes]))
 
-    def count_true(self, x: Array, like: Array, axis: tuple[int, ...] | None = None) -> Array:
-        """The number of True entries of the boolean ``x`` over ``axis`` (all axes when None),
-        as ``like``'s floating dtype: the normaliser of masked means. A backend may count
-        without materialising ``x`` converted to that dtype."""
-        return self.sum(self.to_float(x, like), axis)
+    def extrema(self, x: Array) -> tuple[Array, Array]:
+        """(min, max) of a non-empty ``x``, NaN-propagating (the value checks of weights)."""
+        raise NotImplementedError
 
-    @abstractmethod
-    def constant(self, values: list[float], like: Array) -> Array:
-        """A 1-D array of ``values`` with ``like``'s dtype (and device)."""
-
-    def finite_and_nonnegative(self, x: Array) -> tuple[bool, bool]:
-        """(every element of ``x`` is finite, every element is >= 0): the eager weight
-        checks. A backend may answer both from one pass and one host sync."""
-        return self.all(self.isfinite(x)), self.all(x >= 0)
-
-    def concrete(self) -> contextlib.AbstractContextManager[Any]:
-        """The context of the eager value checks of arrays that are not traced. JAX stages
-        every operation inside ``jax.jit``, even on a constant array (a weight closed over):
-        its backends evaluate the checks of such constants at trace time instead of failing
-        to convert a tracer to a bool."""
-        return contextlib.nullcontext()
-
-    # -- optional: the transform stage and the Gaussian likelihoods (DESIGN §4) ----------
-    # Not abstract, so that a backend without them keeps working for every other spec.
-
-    def _missing(self, what: str, needed_by: str) -> NotImplementedError:
-        return NotImplementedError(f"the {self.name} backend does not implement Ops.{what} (needed by {needed_by})")
-
+    # -- linear algebra (the transform stage) ------------------------------------------------
     def matvec(self, m: Array, x: Array) -> Array:
-        """``m @ x`` for a matrix (or a batch of them) ``(..., d, d)`` and vectors on the last
-        axis of ``x`` ``(..., d)``; batch axes broadcast, aligned from the right."""
-        raise self._missing("matvec", "transform='whiten' and transform='precision'")
+        """``m @ x`` for matrices ``(..., d, d)`` and vectors on the last axis of ``x``."""
+        raise NotImplementedError
 
     def solve_tril(self, lower: Array, x: Array) -> Array:
-        """z with ``lower @ z = x`` for a lower-triangular ``(..., d, d)`` (its strict upper
-        triangle is ignored) and vectors on the last axis of ``x``; differentiable in both."""
-        raise self._missing("solve_tril", "transform='whiten' with a trainable scale_tril")
+        """z with ``tril(lower) @ z = x`` along the last axis; differentiable in both."""
+        raise NotImplementedError
 
-    def log(self, x: Array) -> Array:
-        raise self._missing("log", "penalty='gaussian_nll'")
+    def cholesky(self, m: Array) -> Array:
+        """The lower Cholesky factor of a traced covariance (in its dtype)."""
+        raise NotImplementedError
 
-    def diagonal(self, m: Array) -> Array:
-        """The diagonals of ``(..., d, d)``, shape ``(..., d)``."""
-        raise self._missing("diagonal", "penalty='gaussian_nll' with transform='whiten'")
+    # -- value checks -----------------------------------------------------------------------
+    def check(self, build: Callable[..., Sequence[Rule]], *inputs: Array) -> None:
+        """The eager value checks: ``build(*inputs)`` gives rules (condition, message, format
+        arguments); the first condition that is not True everywhere raises
+        ``ValueError(message.format(**arguments))``. Skipped when an input is abstract
+        (tracing, compilation): nothing can be raised there. JAX under checkify emits each
+        rule as a ``checkify.check`` instead."""
+        if any(self.is_abstract(x) for x in inputs):
+            return
+        for cond, text, kw in build(*inputs):
+            if not bool(np.all(self.to_host(cond))):
+                raise ValueError(text.format(**{k: self._host_scalar(v) for k, v in kw.items()}))
 
-    def clamp_min_nograd(self, x: Array, lo: float) -> Array:
-        """max(x, lo) whose derivative is that of the identity: torch.nn.GaussianNLLLoss clamps
-        its variance in place under ``no_grad``, so the gradient passes through the clamp."""
-        raise self._missing("clamp_min_nograd", "penalty='gaussian_nll'")
+    def _host_scalar(self, v: Any) -> Any:
+        a = np.asarray(self.to_host(v) if not isinstance(v, (int, float, str)) else v)
+        return a.item() if a.ndim == 0 else a
 
 
 # ---------------------------------------------------------------------------------------
-# Shape logic: pure Python on shape tuples; identical messages in every backend.
+# A prepared call
 # ---------------------------------------------------------------------------------------
 
 
-def check_same_shape(pred_shape: Shape, target_shape: Shape, names: ArgNames) -> None:
-    if tuple(pred_shape) != tuple(target_shape):
-        raise ValueError(
-            f"{names.pred} and {names.target} must have the same shape, got "
-            f"{names.pred} shape {tuple(pred_shape)} and {names.target} shape "
-            f"{tuple(target_shape)} (no broadcasting between predictions and targets)"
-        )
+class Prepared(NamedTuple):
+    """One call, ready for the pipeline: arrays in the compute dtype (``mask`` boolean),
+    shapes checked, values checked (eagerly), the transform resolved."""
+
+    spec: LossSpec
+    pred: Array
+    target: Array
+    weight: Array | None
+    sample_weight: Array | None
+    mask: Array | None
+    whitening: Whitening | None
+    var: Array | float | None
+    shape: Shape
+    names: ArgNames
+    #: Penalty parameters given as arrays (broadcastable like ``weight``), by name; the
+    #: spec's Python floats otherwise.
+    params: Mapping[str, Array] = {}
+    #: The denominator the reduction divides by instead of the batch's own (docs/design.md,
+    #: "Scale-out"): a scalar, or one per output for per-output reductions; checked.
+    normalizer: Array | None = None
+    #: Sums across replicas (data parallelism): ``allreduce(arrays) -> arrays``, each the sum
+    #: of its replicas' values, differentiable (the backend's collective).
+    allreduce: Callable[[tuple[Array, ...]], tuple[Array, ...]] | None = None
 
 
-def _broadcasts_to(small: Shape, big: Shape) -> bool:
-    if len(small) > len(big):
-        return False
-    for s, b in zip(reversed(small), reversed(big)):
-        if s != 1 and s != b:
-            return False
-    return True
+class Params:
+    """A penalty's parameters: the call's arrays, else the spec's floats (``p.delta``)."""
+
+    __slots__ = ("_spec", "_arrays")
+
+    def __init__(self, spec: LossSpec, arrays: Mapping[str, Array]) -> None:
+        self._spec = spec
+        self._arrays = arrays
+
+    def __getattr__(self, name: str) -> Any:
+        arrays = object.__getattribute__(self, "_arrays")
+        if name in arrays:
+            return arrays[name]
+        return getattr(object.__getattribute__(self, "_spec"), name)
 
 
-def check_trailing(name: str, shape: Shape, target: Shape, target_name: str) -> None:
-    """``shape`` must broadcast to ``target`` by NumPy (trailing) rules, without growing it."""
-    if not _broadcasts_to(tuple(shape), tuple(target)):
-        raise ValueError(
-            f"{name} of shape {tuple(shape)} does not broadcast to {target_name} shape "
-            f"{tuple(target)} (trailing axes are aligned, as in NumPy; the result may not be "
-            "larger than the prediction)"
-        )
+def params_of(prep: Prepared) -> Any:
+    """What the penalty functions read their parameters from."""
+    return Params(prep.spec, prep.params) if prep.params else prep.spec
+
+
+# ---------------------------------------------------------------------------------------
+# Helpers every stage (and every fast path) uses
+# ---------------------------------------------------------------------------------------
+
+
+def count_true(ops: Ops, x: Array, like: Array, axes: tuple[int, ...] | None = None) -> Array:
+    """The number of True entries of the boolean ``x`` over ``axes``, in ``like``'s dtype."""
+    return ops.sum(x, axes, dtype=ops.dtype(like))
+
+
+def to_float(ops: Ops, x: Array, like: Array) -> Array:
+    return ops.asarray(x, dtype=ops.dtype(like))
+
+
+def safe_div(ops: Ops, num: Array, den: Array | float) -> Array:
+    """num / den, and 0 (with a zero gradient) where den == 0: an all-zero normaliser. A NaN
+    or inf in ``num`` still propagates there (``num * 0``): the guard never makes a number
+    of a NaN."""
+    if isinstance(den, (int, float)):
+        return num / den if den else num * 0.0
+    zero = den == 0
+    return ops.where(zero, num * 0.0, num / ops.where(zero, 1.0, den))
+
+
+def safe_sqrt(ops: Ops, x: Array) -> Array:
+    """sqrt(x) with derivative 0 (not inf or NaN) at x = 0, 0 for x < 0 (a quadratic form's
+    per-output term may be negative); NaN stays NaN (``x * 0``)."""
+    pos = x > 0
+    return ops.where(pos, ops.sqrt(ops.where(pos, x, 1.0)), x * 0.0)
+
+
+def validity(ops: Ops, prep: Prepared) -> Array | None:
+    """The boolean mask of the units that count: the mask and the present targets."""
+    valid = None if prep.mask is None else ops.broadcast_to(prep.mask, prep.shape)
+    if prep.spec.missing == "nan":
+        present = prep.target == prep.target  # False exactly where the target is NaN
+        valid = present if valid is None else valid & present
+    return valid
+
+
+def element_weight(ops: Ops, prep: Prepared) -> Array | None:
+    """``weight`` times ``sample_weight`` aligned with the leading axes (the element weight
+    without the per-sample stage)."""
+    w = prep.weight
+    if prep.sample_weight is not None:
+        lead = leading_shape(prep.names.sample_weight, ops.shape(prep.sample_weight), prep.shape, prep.names.pred)
+        sw = ops.reshape(prep.sample_weight, lead)
+        w = sw if w is None else w * sw
+    return w
 
 
 def leading_shape(name: str, shape: Shape, target: Shape, target_name: str) -> Shape:
     """Align ``shape`` with the LEADING axes of ``target``; return it padded with 1s."""
     shape = tuple(shape)
-    ok = len(shape) <= len(target) and all(s in (1, t) for s, t in zip(shape, target))
-    if not ok:
-        raise ValueError(
-            f"{name} of shape {shape} is not aligned with the leading axes of {target_name} "
-            f"shape {tuple(target)} (sample_weight weights samples: shape (B,), (B, T), ...; "
-            "use `weight` for trailing-aligned, per-output or per-element weights)"
-        )
+    if not (len(shape) <= len(target) and all(s in (1, t) for s, t in zip(shape, target))):
+        raise ValueError(msg.not_leading(name, shape, tuple(target), target_name))
     return shape + (1,) * (len(target) - len(shape))
 
 
+def reduction_normaliser(spec: LossSpec, weighted: bool, masked: bool) -> str | None:
+    """Which normaliser a scalar reduction divides by (for the fused paths): ``None``
+    (``sum``), ``"weights"`` (sum(w m), ``mean`` with weights), ``"valid"`` (the number of
+    valid units) or ``"count"`` (the number of units)."""
+    if spec.reduction == "sum":
+        return None
+    if spec.reduction == "mean" and weighted:
+        return "weights"
+    return "valid" if masked else "count"
+
+
 # ---------------------------------------------------------------------------------------
-# Stages
+# The pipeline
 # ---------------------------------------------------------------------------------------
 
 
-#: Taylor coefficients of log cosh(r) in powers of r**2: 2^2n (2^2n - 1) B_2n / (2n (2n)!),
-#: n = 1..12 (B_2n the Bernoulli numbers); truncated below 0.3 the error is < 1e-17.
-_LOG_COSH_SERIES = (
-    1 / 2, -1 / 12, 1 / 45, -17 / 2520, 31 / 14175, -691 / 935550, 10922 / 42567525,
-    -929569 / 10216206000, 3202291 / 97692469875, -221930581 / 18561569276250,
-    9444233042 / 2143861251406875, -56963745931 / 34806217964017500,
-)
-_LOG_COSH_SMALL = 0.3
-
-
-def penalty(ops: Ops, spec: LossSpec, r: Array) -> Array:
-    """rho(r), elementwise."""
-    p = spec.penalty
-    if p == "square":
-        return r * r
-    if p == "abs" or (p == "smooth_l1" and spec.beta == 0.0):
-        return ops.abs(r)
-    if p == "huber":
-        a = ops.abs(r)
-        q = ops.minimum(a, spec.delta)
-        return 0.5 * (q * q) + spec.delta * (a - q)
-    if p == "smooth_l1":
-        a = ops.abs(r)
-        q = ops.minimum(a, spec.beta)
-        return (0.5 / spec.beta) * (q * q) + (a - q)
-    if p == "log_cosh":
-        # r + softplus(-2 r) - log 2 cancels for small |r| (an O(r**2) result from O(1)
-        # terms: a relative error ~eps / r**2, 5e-11 at r = 1e-3 in float64, ~10% in
-        # float32); there the Taylor series in r**2 is used (accurate to ~1e-15 below 0.3).
-        sq = r * r
-        small = sq < _LOG_COSH_SMALL * _LOG_COSH_SMALL
-        x2 = ops.where(small, sq, 0.0)  # the unused branch stays finite (no inf * 0 gradient)
-        series: Array = _LOG_COSH_SERIES[-1]
-        for c in reversed(_LOG_COSH_SERIES[:-1]):
-            series = series * x2 + c
-        return ops.where(small, series * x2, r + ops.softplus(-2.0 * r) - LOG2)
-    if p == "expectile":
-        sq = r * r
-        # r = pred - target > 0: over-prediction, weight 1 - tau; under-prediction: tau.
-        return ops.where(r > 0, (1.0 - spec.tau) * sq, spec.tau * sq)
-    raise AssertionError(p)  # pragma: no cover - the spec validates the name
-
-
-def safe_div(ops: Ops, num: Array, den: Array | float) -> Array:
-    """num / den, and exactly 0 (with a zero gradient) where den == 0."""
-    if isinstance(den, (int, float)):
-        return num / den if den else num * 0.0
-    zero = den == 0
-    return ops.where(zero, 0.0, num / ops.where(zero, 1.0, den))
-
-
-def safe_sqrt(ops: Ops, x: Array) -> Array:
-    """sqrt(x) with derivative 0 (not inf or NaN) at x = 0."""
-    pos = x > 0
-    return ops.where(pos, ops.sqrt(ops.where(pos, x, 1.0)), 0.0)
-
-
-class _Weighted(NamedTuple):
+class _Units(NamedTuple):
     """Penalised units with their weight and validity, ready to reduce."""
 
     loss: Array  # l, the units' shape
     weight: Array | None  # w, broadcastable to the units' shape (None: all ones)
     valid: Array | None  # m, boolean, the units' shape (None: all valid)
-    shape: Shape  # the units' shape
+    shape: Shape
 
 
-def _output_axes(ndim: int) -> tuple[int, ...]:
-    return tuple(range(ndim - 1))
+def penalty(ops: Ops, prep: Prepared, r: Array) -> Array:
+    """rho(r), elementwise: the penalty table's value."""
+    return ops.penalty(PENALTY_TABLE[prep.spec.penalty], r, params_of(prep))
 
 
-def check_shapes(
-    ops: Ops,
-    spec: LossSpec,
-    pred: Array,
-    target: Array,
-    weight: Array | None,
-    mask: Array | None,
-    names: ArgNames,
-) -> Shape:
-    """Shape checks (pure Python on shapes); returns pred's shape."""
-    shape = tuple(ops.shape(pred))
-    check_same_shape(shape, ops.shape(target), names)
-    if not shape and (spec.per_sample or spec.reduction in ("per_sample", "per_output")
-                      or spec.per_output_stats):
-        raise ValueError(
-            f"{names.pred} is a scalar: reduction={spec.reduction!r}, per_sample="
-            f"{spec.per_sample} and multioutput={spec.multioutput!r} need at least one axis"
-        )
-    if not shape and spec.unit_norm:
-        raise ValueError(f"{names.pred} is a scalar: unit_norm penalises the norm of its last axis")
-    if weight is not None:
-        check_trailing(names.weight, ops.shape(weight), shape, names.pred)
-    if mask is not None:
-        check_trailing(names.mask, ops.shape(mask), shape, names.pred)
-    return shape
-
-
-def evaluate(
-    ops: Ops,
-    spec: LossSpec,
-    pred: Array,
-    target: Array,
-    *,
-    weight: Array | None = None,
-    sample_weight: Array | None = None,
-    mask: Array | None = None,
-    names: ArgNames = DEFAULT_NAMES,
-    whitening: Whitening | None = None,
-    var: Array | float | None = None,
-) -> Array:
-    """Run the whole pipeline. Inputs are already arrays of the compute dtype (``mask`` a
-    boolean array); shapes are validated here, values by the backend. ``whitening`` is the
-    transform stage prepared by the backend; ``var`` the predicted variance of the
-    heteroscedastic Gaussian NLL."""
-    shape = check_shapes(ops, spec, pred, target, weight, mask, names)
-    # validity: the mask and the missing targets
-    valid = None
-    if mask is not None:
-        valid = ops.broadcast_to(mask, shape)
-    if spec.missing == "nan":
-        present = ~ops.isnan(target)
-        valid = present if valid is None else ops.logical_and(valid, present)
-    if valid is not None and spec.transform == "whiten":
-        valid = _whole_samples(ops, valid, shape, pred)
-
-    r = pred - target
-    if valid is not None:
-        r = ops.where(valid, r, 0.0)
-    if spec.transform is None and spec.penalty != "gaussian_nll":
-        elem = penalty(ops, spec, r)
-    else:
-        elem = _structured_penalty(ops, spec, r, whitening, var, valid, shape, names)
-    if spec.unit_norm and not spec.event_units:
-        elem = elem + ops.reshape(_unit_norm(ops, spec, pred, shape), shape[:-1] + (1,))
-
-    if spec.event_units:
-        units = _event_units(ops, elem, weight, sample_weight, valid, shape, names)
-        if spec.unit_norm:
-            units = units._replace(loss=units.loss + _unit_norm(ops, spec, pred, shape))
-    elif spec.per_sample:
-        units = _per_sample_stage(ops, elem, weight, sample_weight, valid, shape, names)
-    else:
-        w = weight
-        if sample_weight is not None:
-            sw_shape = leading_shape(names.sample_weight, ops.shape(sample_weight), shape, names.pred)
-            sw = ops.reshape(sample_weight, sw_shape)
-            w = sw if w is None else w * sw
-        units = _Weighted(elem, w, valid, shape)
-
+def evaluate(ops: Ops, prep: Prepared) -> Array:
+    """Run the pipeline on a prepared call."""
+    spec = prep.spec
+    units, valid = units_of(ops, prep)
     if spec.per_output_stats:
-        return _per_output(ops, spec, units, target, valid)
-    out = _reduce(ops, spec.reduction, units)
+        return _per_output(ops, spec, units, prep.target, valid, prep.names, prep)
+    out = _reduce(ops, spec.reduction, units, prep)
     if spec.finalize == "sqrt":
         out = safe_sqrt(ops, out)
     return out
 
 
+def units_of(ops: Ops, prep: Prepared) -> tuple[_Units, Array | None]:
+    """The pipeline up to the reduction: the penalised units with their weight and validity,
+    and the elements' validity (the diagnostics read a loss' units from here)."""
+    spec, shape = prep.spec, prep.shape
+    pred = prep.pred
+    valid = validity(ops, prep)
+    if valid is not None and spec.transform == "whiten":
+        valid = _whole_samples(ops, valid, shape, pred)
+
+    r = pred - prep.target
+    if valid is not None:
+        r = ops.where(valid, r, 0.0)
+    if spec.transform is None and spec.penalty != "gaussian_nll":
+        elem = penalty(ops, prep, r)
+    else:
+        elem = _structured_penalty(ops, prep, r, valid)
+    if spec.unit_norm and not spec.event_units:
+        elem = elem + ops.reshape(_unit_norm(ops, spec, pred, shape), shape[:-1] + (1,))
+
+    if spec.event_units:
+        units = _event_units(ops, prep, elem, valid)
+        if spec.unit_norm:
+            units = units._replace(loss=units.loss + _unit_norm(ops, spec, pred, shape))
+    elif spec.per_sample:
+        units = _per_sample_stage(ops, prep, elem, valid)
+    else:
+        units = _Units(elem, element_weight(ops, prep), valid, shape)
+    return units, valid
+
+
 # ---------------------------------------------------------------------------------------
-# The transform stage, the Gaussian likelihoods and the unit-norm penalty (DESIGN §4)
+# The normaliser (docs/design.md, "Scale-out")
 # ---------------------------------------------------------------------------------------
+
+
+def normalizer_shape(spec: LossSpec, shape: Shape) -> Shape | None:
+    """The shape of ``spec``'s normaliser for a prediction of ``shape``: ``()`` for the
+    scalar reductions (``mean``, ``sum_over_batch_size``), ``(d,)`` for the per-output ones;
+    None where the reduction divides by none that sums over a batch's parts (``none``,
+    ``sum``, ``per_sample``)."""
+    if spec.per_output_stats:
+        ushape = shape[:-1] if (spec.per_sample or spec.event_units) else shape
+        return (ushape[-1] if len(ushape) > 1 else 1,)
+    if spec.reduction in ("mean", "sum_over_batch_size"):
+        return ()
+    return None
+
+
+def normaliser(ops: Ops, prep: Prepared) -> Array:
+    """The denominator ``spec``'s reduction divides this batch's sum by, by the contract's
+    rules: sum(w m) (the broadcast weights times the validity) for ``mean``, the number of
+    valid units for ``sum_over_batch_size``, one per output for the per-output reductions.
+    It does not depend on the predictions (``prep.pred`` may be the targets). Summed over a
+    window's micro-batches (and over replicas) and passed back as ``normalizer=``, each
+    micro-batch's loss is its share of the window's: the shares sum to the window's loss."""
+    spec, shape = prep.spec, prep.shape
+    valid = validity(ops, prep)
+    if valid is not None and spec.transform == "whiten":
+        valid = _whole_samples(ops, valid, shape, prep.pred)
+    zero = prep.pred * 0.0
+    if valid is not None:
+        zero = ops.where(valid, zero, 0.0)
+    if spec.event_units:
+        units = _event_units(ops, prep, zero, valid)
+    elif spec.per_sample:
+        units = _per_sample_stage(ops, prep, zero, valid)
+    else:
+        units = _Units(zero, element_weight(ops, prep), valid, shape)
+    _, wm = _weight_and_mask(ops, units)
+    if spec.per_output_stats:
+        oshape = units.shape if len(units.shape) > 1 else (units.shape[0], 1)
+        axes = tuple(range(len(oshape) - 1))
+        like = ops.sum(_as_outputs(ops, units.loss, units.shape), axes)
+        if wm is None:
+            return as_array(ops, ops.count(_as_outputs(ops, units.loss, units.shape), axes), like)
+        return ops.sum(_as_outputs(ops, wm, units.shape), axes)
+    return as_array(ops, _scalar_normaliser(ops, spec.reduction, units, wm), ops.sum(units.loss))
+
+
+def _whole_samples(ops: Ops, valid: Array, shape: Shape, like: Array) -> Array:
+    """A sample is valid when all its outputs are (the eager check rejects partly observed
+    samples; under tracing they are dropped)."""
+    rows = count_true(ops, valid, like, (len(shape) - 1,)) == float(shape[-1])
+    return ops.broadcast_to(ops.reshape(rows, shape[:-1] + (1,)), shape)
+
+
+def _structured_penalty(ops: Ops, prep: Prepared, r: Array, valid: Array | None) -> Array:
+    """The elementwise loss with a transform and/or the Gaussian NLL."""
+    spec, w = prep.spec, prep.whitening
+    if spec.transform == "precision":
+        assert w is not None
+        return r * ops.matvec(w.matrix, r)  # sum over the last axis: r^T P r
+    z = r
+    if spec.transform == "whiten":
+        assert w is not None
+        z = ops.solve_tril(w.matrix, r) if w.kind == "solve" else ops.matvec(w.matrix, r)
+    if spec.penalty != "gaussian_nll":
+        return penalty(ops, prep, z)
+    if spec.transform is None:  # heteroscedastic: 0.5 (log v + r^2 / v), v = max(var, eps)
+        var = prep.var
+        if isinstance(var, (int, float)):
+            v = max(float(var), spec.eps)
+            elem = 0.5 * (math.log(v) + (z * z) / v)
+        else:
+            vs = tuple(ops.shape(var))
+            want = var_shape(vs, prep.shape, prep.names)
+            vv = ops.clamp_min_nograd(var if want == vs else ops.reshape(var, want), spec.eps)
+            if valid is not None:  # a masked element's variance never leaks (NaN, 0)
+                vv = ops.where(valid, vv, 1.0)
+            elem = 0.5 * (ops.log(vv) + (z * z) / vv)
+    else:  # multivariate: 0.5 |z|^2 + sum_j log L_jj, per element before the event sum
+        assert w is not None
+        elem = 0.5 * (z * z) + log_scale_diag(ops, w)
+    if spec.full:
+        elem = elem + LOG_2PI_HALF
+    return elem
+
+
+def log_scale_diag(ops: Ops, w: Whitening) -> Array:
+    """log L_jj, ``(..., d)``: given, or read off the factor (L, or L^-1 whose diagonal is
+    1 / L_jj)."""
+    if w.log_diag is not None:
+        return w.log_diag
+    d = ops.shape(w.matrix)[-1]
+    diag = ops.sum(w.matrix * ops.constant(np.eye(d), w.matrix), (len(ops.shape(w.matrix)) - 1,))
+    return ops.log(diag) if w.kind == "solve" else -ops.log(diag)
 
 
 def var_shape(vshape: Shape, pred_shape: Shape, names: ArgNames) -> Shape:
@@ -402,156 +508,7 @@ def var_shape(vshape: Shape, pred_shape: Shape, names: ArgNames) -> Shape:
         return vshape + (1,)
     if len(vshape) == len(pred_shape) and sum(v for p, v in zip(pred_shape, vshape) if p != v) == 1:
         return vshape
-    raise ValueError(
-        f"var of shape {vshape} is of incorrect size for {names.pred} of shape {pred_shape}: it "
-        f"must have {names.pred}'s shape, {names.pred}'s shape without its last axis, or "
-        f"{names.pred}'s shape with exactly one axis of size 1 (torch.nn.GaussianNLLLoss' rule)"
-    )
-
-
-def check_structured(
-    ops: Ops,
-    spec: LossSpec,
-    shape: Shape,
-    weight: Array | None,
-    whitening: Whitening | None,
-    var: Array | float | None,
-    names: ArgNames,
-) -> None:
-    """Shape and consistency checks of the transform stage and of ``var`` (pure Python)."""
-    if whitening is None:
-        _whiten.resolve_spec(spec, None)  # raises when the spec needs a matrix
-    else:
-        if spec.transform is None:
-            raise ValueError(f"{whitening.name} was given but the spec has transform=None")
-        if (whitening.kind == "precision") != (spec.transform == "precision"):
-            raise ValueError(
-                f"{whitening.name} was given but the spec has transform={spec.transform!r}"
-            )
-        _whiten.check_matrix_shape(whitening.name, ops.shape(whitening.matrix), shape, names.pred)
-        if weight is not None and (spec.transform == "precision" or spec.event_units):
-            wshape = tuple(ops.shape(weight))
-            if wshape and wshape[-1] != 1 and shape and shape[-1] != 1:
-                what = ("transform='precision' (the quadratic form r^T P r)" if spec.transform == "precision"
-                        else "the multivariate Gaussian NLL")
-                raise ValueError(
-                    f"{names.weight} of shape {wshape} varies along the last axis, which {what} "
-                    f"mixes: weight whole samples instead ({names.sample_weight}, or a "
-                    f"{names.weight} whose last axis is 1)"
-                )
-    if spec.penalty == "gaussian_nll" and spec.transform is None:
-        if var is None:
-            raise ValueError(
-                "penalty='gaussian_nll' without a covariance needs var, the predicted variance"
-            )
-        if not isinstance(var, (int, float)):
-            var_shape(ops.shape(var), shape, names)
-        elif var < 0:
-            raise ValueError(VAR_NEGATIVE)
-    elif var is not None:
-        raise ValueError(
-            "var is the predicted variance of penalty='gaussian_nll' (without a covariance); got "
-            f"penalty={spec.penalty!r}, transform={spec.transform!r}"
-        )
-
-
-def check_structured_values(
-    ops: Ops,
-    spec: LossSpec,
-    pred: Array,
-    target: Array,
-    mask: Array | None,
-    var: Array | float | None,
-    shape: Shape,
-    names: ArgNames,
-) -> None:
-    """Eager value checks (skipped while tracing): a non-negative ``var``; whole samples
-    masked when whitening."""
-    if var is not None and not isinstance(var, (int, float)) and not ops.is_tracing(var):
-        with ops.concrete():
-            if not ops.all(~(var < 0)):
-                raise ValueError(VAR_NEGATIVE)
-    if spec.transform != "whiten" or not shape or ops.is_tracing(pred):
-        return
-    nan = spec.missing == "nan"
-    if not nan and (mask is None or tuple(ops.shape(mask))[-1:] in ((), (1,))):
-        return  # constant along the last axis by its shape
-    if (mask is not None and ops.is_tracing(mask)) or (nan and ops.is_tracing(target)):
-        return
-    with ops.concrete():
-        valid = None if mask is None else ops.broadcast_to(mask, shape)
-        if nan:
-            present = ~ops.isnan(target)
-            valid = present if valid is None else ops.logical_and(valid, present)
-        count = ops.count_true(valid, pred, (len(shape) - 1,))
-        if not ops.all(ops.logical_or(count == 0, count == float(shape[-1]))):
-            raise ValueError(partial_sample_message(names, nan, mask is not None))
-
-
-#: The eager check of ``var`` (and the checkify one of the JAX adapter).
-VAR_NEGATIVE = "var must be non-negative; it has negative entry/entries"
-
-
-def partial_sample_message(names: ArgNames, nan: bool, has_mask: bool) -> str:
-    """The error of a partly observed sample when whitening (eager, or a checkify check)."""
-    what = names.mask if not nan else (
-        f"{names.mask} (and the NaN values of {names.target}, missing='nan')" if has_mask
-        else f"the NaN values of {names.target} (missing='nan')")
-    return (
-        f"{what} must keep or drop whole samples when whitening along the last axis "
-        "(covariance or scale_tril): a whitened coordinate mixes every output of its sample, "
-        "so a partly observed sample has no whitened residual. Mask whole samples, or use a "
-        "precision (cost) matrix, whose quadratic form is exact on the observed outputs"
-    )
-
-
-def _whole_samples(ops: Ops, valid: Array, shape: Shape, like: Array) -> Array:
-    """A sample is valid when all its outputs are (the eager check rejects partly observed
-    samples; under tracing they are dropped)."""
-    count = ops.count_true(valid, like, (len(shape) - 1,))
-    rows = count == float(shape[-1])
-    return ops.broadcast_to(ops.reshape(rows, shape[:-1] + (1,)), shape)
-
-
-def _structured_penalty(
-    ops: Ops,
-    spec: LossSpec,
-    r: Array,
-    whitening: Whitening | None,
-    var: Array | float | None,
-    valid: Array | None,
-    shape: Shape,
-    names: ArgNames,
-) -> Array:
-    """The elementwise loss with a transform and/or the Gaussian NLL."""
-    t = spec.transform
-    if t == "precision":
-        assert whitening is not None
-        return r * ops.matvec(whitening.matrix, r)  # sum over the last axis: r^T P r
-    z = r
-    if t == "whiten":
-        assert whitening is not None
-        z = _whiten.whiten(ops, whitening, r)
-    if spec.penalty != "gaussian_nll":
-        return penalty(ops, spec, z)
-    if t is None:  # heteroscedastic: 0.5 (log v + r^2 / v), v = max(var, eps)
-        if isinstance(var, (int, float)):
-            v = max(float(var), spec.eps)
-            elem = 0.5 * (math.log(v) + (z * z) / v)
-        else:
-            assert var is not None
-            vs = tuple(ops.shape(var))
-            want = var_shape(vs, shape, names)
-            v = ops.clamp_min_nograd(var if want == vs else ops.reshape(var, want), spec.eps)
-            if valid is not None:  # a masked element's variance never leaks (NaN, 0)
-                v = ops.where(valid, v, 1.0)
-            elem = 0.5 * (ops.log(v) + (z * z) / v)
-    else:  # multivariate: 0.5 |z|^2 + sum_j log L_jj, per element before the event sum
-        assert whitening is not None
-        elem = 0.5 * (z * z) + _whiten.log_scale_diag(ops, whitening)
-    if spec.full:
-        elem = elem + _whiten.LOG_2PI_HALF
-    return elem
+    raise ValueError(msg.var_shape(vshape, pred_shape, names.pred))
 
 
 def _unit_norm(ops: Ops, spec: LossSpec, pred: Array, shape: Shape) -> Array:
@@ -560,52 +517,36 @@ def _unit_norm(ops: Ops, spec: LossSpec, pred: Array, shape: Shape) -> Array:
     return spec.unit_norm * (dev * dev)
 
 
-def _event_units(
-    ops: Ops,
-    elem: Array,
-    weight: Array | None,
-    sample_weight: Array | None,
-    valid: Array | None,
-    shape: Shape,
-    names: ArgNames,
-) -> _Weighted:
+def _event_units(ops: Ops, prep: Prepared, elem: Array, valid: Array | None) -> _Units:
     """The multivariate Gaussian NLL's unit, a sample: the last axis is summed (masks and
     weights act on whole samples)."""
+    shape, names = prep.shape, prep.names
     ushape = shape[:-1]
     last = (len(shape) - 1,)
     loss = ops.sum(elem if valid is None else ops.where(valid, elem, 0.0), last)
-    uvalid = None if valid is None else ops.count_true(valid, elem, last) > 0
+    uvalid = None if valid is None else count_true(ops, valid, elem, last) > 0
     w = None
-    if weight is not None:
-        wshape = tuple(ops.shape(weight))
-        w = ops.reshape(weight, wshape[:-1]) if wshape else weight
-    if sample_weight is not None:
-        sws = tuple(ops.shape(sample_weight))
+    if prep.weight is not None:
+        wshape = tuple(ops.shape(prep.weight))
+        w = ops.reshape(prep.weight, wshape[:-1]) if wshape else prep.weight
+    if prep.sample_weight is not None:
+        sws = tuple(ops.shape(prep.sample_weight))
         if len(sws) == len(shape) and shape:
             if sws[-1] != 1:
-                raise ValueError(
-                    f"{names.sample_weight} of shape {sws} varies along the last axis, but the "
-                    "multivariate Gaussian NLL has one value per sample"
-                )
+                raise ValueError(msg.event_sample_weight(names.sample_weight, sws))
             sws = sws[:-1]
-        sw = ops.reshape(sample_weight, leading_shape(names.sample_weight, sws, ushape, "the per-sample loss"))
+        sw = ops.reshape(prep.sample_weight, leading_shape(names.sample_weight, sws, ushape, "the per-sample loss"))
         w = sw if w is None else w * sw
-    return _Weighted(loss, w, uvalid, ushape)
+    return _Units(loss, w, uvalid, ushape)
 
 
-def _per_sample_stage(
-    ops: Ops,
-    elem: Array,
-    weight: Array | None,
-    sample_weight: Array | None,
-    valid: Array | None,
-    shape: Shape,
-    names: ArgNames,
-) -> _Weighted:
+def _per_sample_stage(ops: Ops, prep: Prepared, elem: Array, valid: Array | None) -> _Units:
     """Keras' unit: l_s = sum_j(w_sj m_sj l_sj) / sum_j(m_sj) over the last axis."""
+    shape, names = prep.shape, prep.names
     ushape = shape[:-1]
-    w_in = weight
+    w_in = prep.weight
     sw_unit = None
+    sample_weight = prep.sample_weight
     if sample_weight is not None:
         sws = tuple(ops.shape(sample_weight))
         if len(sws) == len(shape) and len(shape) > 0 and sws[-1] != 1:
@@ -617,9 +558,8 @@ def _per_sample_stage(
             if len(sws) == len(shape) and len(shape) > 0:  # Keras squeezes a trailing 1
                 sws = sws[:-1]
                 sample_weight = ops.reshape(sample_weight, sws)
-            sw_unit = ops.reshape(
-                sample_weight, leading_shape(names.sample_weight, sws, ushape, "the per-sample loss")
-            )
+            sw_unit = ops.reshape(sample_weight, leading_shape(names.sample_weight, sws, ushape,
+                                                               "the per-sample loss"))
     num = elem if w_in is None else ops.broadcast_to(w_in, shape) * elem
     last = (len(shape) - 1,)
     num = ops.sum(num, last)
@@ -627,53 +567,73 @@ def _per_sample_stage(
         per = safe_div(ops, num, ops.count(elem, last))
         uvalid = None
         if shape[-1] == 0:
-            uvalid = ops.broadcast_to(ops.isnan(num), ushape)  # all False
+            uvalid = ops.broadcast_to(num != num, ushape)  # all False (num is 0 there)
     else:
-        count = ops.count_true(valid, elem, last)
+        count = count_true(ops, valid, elem, last)
         per = safe_div(ops, num, count)
         uvalid = count > 0
-    return _Weighted(per, sw_unit, uvalid, ushape)
+    return _Units(per, sw_unit, uvalid, ushape)
 
 
-def _weight_and_mask(ops: Ops, u: _Weighted) -> tuple[Array | None, Array | None]:
+def _weight_and_mask(ops: Ops, u: _Units) -> tuple[Array | None, Array | None]:
     """(w*l with masked units exactly 0, w*m broadcast to the units' shape) or Nones."""
     if u.weight is None and u.valid is None:
         return None, None
     if u.weight is None:
-        wm = ops.to_float(u.valid, u.loss)
-        return ops.where(u.valid, u.loss, 0.0), wm
+        return ops.where(u.valid, u.loss, 0.0), to_float(ops, u.valid, u.loss)
     w = ops.broadcast_to(u.weight, u.shape)
     if u.valid is not None:
         w = ops.where(u.valid, w, 0.0)
     return w * u.loss, w
 
 
-def _reduce(ops: Ops, reduction: str, u: _Weighted) -> Array:
+def _normaliser(ops: Ops, u: _Units, wm: Array | None, axes: tuple[int, ...] | None = None) -> Array | float:
+    """sum(w * m) over ``axes``: a count without weights (of the valid units, if masked)."""
+    if wm is None:
+        return ops.count(u.loss, axes)
+    if u.weight is None:
+        return count_true(ops, u.valid, u.loss, axes)
+    return ops.sum(wm, axes)
+
+
+def _reduce(ops: Ops, reduction: str, u: _Units, prep: Prepared | None = None) -> Array:
     wl, wm = _weight_and_mask(ops, u)
     if wl is None:
         wl = u.loss
     if reduction == "none":
         return wl
-    if reduction == "sum":
-        return ops.sum(wl)
-    if reduction == "mean":
-        return safe_div(ops, ops.sum(wl), _normaliser(ops, u, wm))
-    if reduction == "sum_over_batch_size":
-        den = ops.count(wl) if u.valid is None else ops.count_true(u.valid, u.loss)
-        return safe_div(ops, ops.sum(wl), den)
     if reduction == "per_sample":
         axes = tuple(range(1, len(u.shape)))
         return safe_div(ops, ops.sum(wl, axes), _normaliser(ops, u, wm, axes))
-    raise AssertionError(reduction)  # pragma: no cover
+    num = ops.sum(wl)
+    if reduction == "sum":
+        if prep is not None and prep.allreduce is not None:
+            (num,) = prep.allreduce((num,))
+        return num
+    if prep is not None and prep.normalizer is not None:
+        den: Array | float = prep.normalizer
+        if prep.allreduce is not None:
+            (num,) = prep.allreduce((num,))
+        return safe_div(ops, num, den)
+    den = _scalar_normaliser(ops, reduction, u, wm)
+    if prep is not None and prep.allreduce is not None:
+        num, den = prep.allreduce((num, as_array(ops, den, num)))
+    return safe_div(ops, num, den)
 
 
-def _normaliser(ops: Ops, u: _Weighted, wm: Array | None, axes: tuple[int, ...] | None = None) -> Array | float:
-    """sum(w * m) over ``axes``: a count without weights (of the valid units, if masked)."""
-    if wm is None:
-        return ops.count(u.loss, axes)
-    if u.weight is None:
-        return ops.count_true(u.valid, u.loss, axes)
-    return ops.sum(wm, axes)
+def _scalar_normaliser(ops: Ops, reduction: str, u: _Units, wm: Array | None) -> Array | float:
+    """The denominator of ``mean`` (sum(w m)) or ``sum_over_batch_size`` (the valid units)."""
+    if reduction == "mean":
+        return _normaliser(ops, u, wm)
+    assert reduction == "sum_over_batch_size", reduction
+    return ops.count(u.loss) if u.valid is None else count_true(ops, u.valid, u.loss)
+
+
+def as_array(ops: Ops, x: Array | float, like: Array) -> Array:
+    """A Python number (a static count) as an array of ``like``'s dtype and device."""
+    if isinstance(x, (int, float)):
+        return ops.constant(np.full(tuple(ops.shape(like)), float(x)), like)
+    return x
 
 
 def _as_outputs(ops: Ops, x: Array | None, shape: Shape) -> Array | None:
@@ -683,7 +643,8 @@ def _as_outputs(ops: Ops, x: Array | None, shape: Shape) -> Array | None:
     return ops.reshape(x, (shape[0], 1))
 
 
-def _per_output(ops: Ops, spec: LossSpec, u: _Weighted, target: Array, valid: Array | None) -> Array:
+def _per_output(ops: Ops, spec: LossSpec, u: _Units, target: Array, valid: Array | None,
+                names: ArgNames, prep: Prepared | None = None) -> Array:
     """reduction 'per_output', or 'mean' with a scikit-learn multioutput: per-output weighted
     means, the finalizer per output, then the outputs combined."""
     wl, wm = _weight_and_mask(ops, u)
@@ -691,7 +652,7 @@ def _per_output(ops: Ops, spec: LossSpec, u: _Weighted, target: Array, valid: Ar
         wl = u.loss
     oshape = u.shape if len(u.shape) > 1 else (u.shape[0], 1)
     d = oshape[-1]
-    axes = _output_axes(len(oshape))
+    axes = tuple(range(len(oshape) - 1))
     wl = _as_outputs(ops, wl, u.shape)
     num = ops.sum(wl, axes)
     if wm is None:
@@ -700,27 +661,54 @@ def _per_output(ops: Ops, spec: LossSpec, u: _Weighted, target: Array, valid: Ar
     else:
         wm_o = _as_outputs(ops, wm, u.shape)
         den = ops.sum(wm_o, axes)
+    reduce = None if prep is None else prep.allreduce
+    if prep is not None and prep.normalizer is not None:
+        den = prep.normalizer
 
     f = spec.finalize
-    sst = None
+    sst = sq = None
     if f in ("nmse", "r2"):
-        y = target if valid is None else ops.where(valid, target, 0.0)
-        y = _as_outputs(ops, y, u.shape)
+        y = _as_outputs(ops, target if valid is None else ops.where(valid, target, 0.0), u.shape)
         assert y is not None
+        sy = ops.sum(y if wm_o is None else wm_o * y, axes)
+        if reduce is not None:  # the global weighted mean first: SST is centred on it, exactly
+            den, sy = reduce((as_array(ops, den, num), sy))
+        dev = y - safe_div(ops, sy, den)
         if wm_o is None:
-            ybar = safe_div(ops, ops.sum(y, axes), den)
-            dev = y - ybar
             sst = ops.sum(dev * dev, axes)
+            sq = ops.sum(y * y, axes)
         else:
-            ybar = safe_div(ops, ops.sum(wm_o * y, axes), den)
-            dev = y - ybar
             sst = ops.sum(wm_o * (dev * dev), axes)
-        # A constant target (SST = 0) follows scikit-learn's force_finite: R^2 = 1 if fitted
-        # exactly, else 0 (NMSE = 1 - R^2). "Constant" is judged relative to the rounding
-        # of the weighted mean: a single observed target gives y - ybar of one ulp, not 0.
-        sq = y * y if wm_o is None else wm_o * (y * y)
-        zero = sst <= ops.sum(sq, axes) * (4.0 * ops.eps(y)) ** 2
-        per = ops.where(zero, ops.to_float(num != 0, num), num / ops.where(zero, 1.0, sst))
+            sq = ops.sum(wm_o * (y * y), axes)
+        if reduce is not None:
+            num, sst, sq = reduce((num, sst, sq))
+    elif reduce is not None:
+        if prep is not None and prep.normalizer is not None:
+            (num,) = reduce((num,))
+        else:
+            num, den = reduce((num, as_array(ops, den, num)))
+    dtype = str(ops.dtype(num))
+    return finish_outputs(ops, spec, num, den, sst, sq, d, dtype, tuple(u.shape))
+
+
+def finish_outputs(ops: Ops, spec: LossSpec, num: Array, den: Array | float, sst: Array | None,
+                   sq: Array | None, d: int, dtype: str, shape: Shape) -> Array:
+    """Per-output statistics to the value: ``num`` = sum(w m l) and ``den`` = sum(w m) per
+    output, and for NMSE and R^2 the centred ``sst`` = sum(w m (y - ybar)**2) and ``sq`` =
+    sum(w m y**2) (which judges a constant target); the finalizer per output, then the
+    outputs combined by ``multioutput``. Shared by the loss and the streaming metrics
+    (``dtype``: the compute dtype, whose rounding defines a constant target)."""
+    f = spec.finalize
+    if f in ("nmse", "r2"):
+        assert sst is not None and sq is not None
+        # A constant target (SST = 0): "constant" is judged relative to the rounding of the
+        # weighted mean (a single observed target gives y - ybar of one ulp, not 0).
+        zero = sst <= sq * (4.0 * EPS[dtype]) ** 2
+        if spec.force_finite:  # scikit-learn: R^2 = 1 if fitted exactly, else 0
+            hit = ops.where(num == 0, num * 0.0, num * 0.0 + 1.0)  # NaN stays NaN
+            per = ops.where(zero, hit, num / ops.where(zero, 1.0, sst))
+        else:  # the raw ratio: inf (R^2 = -inf) or NaN
+            per = num / ops.where(zero, sst * 0.0, sst)
     else:
         per = safe_div(ops, num, den)
         if f == "sqrt":
@@ -739,120 +727,20 @@ def _per_output(ops: Ops, spec: LossSpec, u: _Weighted, target: Array, valid: Ar
     else:
         assert isinstance(mo, tuple)
         if len(mo) != d:
-            raise ValueError(
-                f"multioutput has {len(mo)} weights but the prediction of shape "
-                f"{tuple(u.shape)} has {d} outputs (its last axis)"
-            )
+            raise ValueError(msg.multioutput_count(len(mo), shape, d))
         out = ops.sum(per * ops.constant([v / sum(mo) for v in mo], per))
     if f == "r2":
         out = 1.0 - out
     return out
 
 
-# ---------------------------------------------------------------------------------------
-# Eager value checks (DESIGN §3 "Validation"): same messages in every backend.
-# ---------------------------------------------------------------------------------------
+def check_trailing(name: str, shape: Shape, target: Shape, target_name: str) -> None:
+    """``shape`` must broadcast to ``target`` by NumPy (trailing) rules, without growing it."""
+    if not broadcasts_to(tuple(shape), tuple(target)):
+        raise ValueError(msg.not_trailing(name, tuple(shape), tuple(target), target_name))
 
 
-def check_weight_values(ops: Ops, name: str, w: Array) -> None:
-    """Weights must be finite and non-negative (skipped while tracing)."""
-    if ops.is_tracing(w):
-        return
-    with ops.concrete():
-        finite, nonnegative = ops.finite_and_nonnegative(w)
-    if not finite:
-        raise ValueError(f"{name} must be finite; it contains NaN or inf")
-    if not nonnegative:
-        raise ValueError(f"{name} must be non-negative; it contains negative values")
-
-
-def mask_to_bool(ops: Ops, name: str, mask: Array, check: bool) -> Array:
-    """A boolean mask as is; a numeric one must hold only 0 and 1 (checked eagerly)."""
-    if ops.is_bool(mask):
-        return mask
-    if check and not ops.is_tracing(mask):
-        with ops.concrete():
-            ok = ops.all(ops.logical_or(mask == 0, mask == 1))
-        if not ok:
-            raise ValueError(
-                f"{name} must be boolean, or numeric with only 0 and 1; it contains other values"
-            )
-    return mask != 0
-
-
-def run(
-    ops: Ops,
-    spec: LossSpec,
-    pred: Array,
-    target: Array,
-    *,
-    weight: Array | None = None,
-    sample_weight: Array | None = None,
-    mask: Array | None = None,
-    names: ArgNames = DEFAULT_NAMES,
-    check_values: bool = True,
-    whitening: Whitening | None = None,
-    var: Array | float | None = None,
-) -> Array:
-    """The checks every backend shares, then :func:`evaluate`. Inputs are arrays already
-    converted to the compute dtype by the backend; ``whitening`` (the transform stage, see
-    :class:`Whitening`) and ``var`` (the Gaussian NLL's variance) are prepared by it too."""
-    shape = check_shapes(ops, spec, pred, target, weight, mask, names)
-    structured = whitening is not None or var is not None or spec.transform is not None \
-        or spec.penalty == "gaussian_nll"
-    if structured:
-        check_structured(ops, spec, shape, weight, whitening, var, names)
-    if mask is not None:
-        mask = mask_to_bool(ops, names.mask, mask, check_values)
-    if check_values:
-        if weight is not None:
-            check_weight_values(ops, names.weight, weight)
-        if sample_weight is not None:
-            check_weight_values(ops, names.sample_weight, sample_weight)
-        if structured:
-            check_structured_values(ops, spec, pred, target, mask, var, shape, names)
-    if not structured:
-        return evaluate(
-            ops, spec, pred, target, weight=weight, sample_weight=sample_weight, mask=mask, names=names
-        )
-    return evaluate(ops, spec, pred, target, weight=weight, sample_weight=sample_weight, mask=mask,
-                    names=names, whitening=whitening, var=var)
-
-
-# ---------------------------------------------------------------------------------------
-# Input-type checks every backend shares (no framework is imported to make them).
-# ---------------------------------------------------------------------------------------
-
-_FRAMEWORK_OF_MODULE = {"torch": "torch", "jax": "jax", "jaxlib": "jax", "tensorflow": "tensorflow"}
-
-
-def dtype_error(name: str, dtype: str) -> TypeError:
-    """The one message for an array (an input, a weight, a matrix, ``var``) whose dtype no
-    loss takes: complex, or not numeric. ``dtype`` as the framework spells it, without its
-    module prefix (``complex64``, not ``torch.complex64``)."""
-    dtype = str(dtype).removeprefix("torch.")
-    if dtype.startswith("complex"):
-        return TypeError(f"{name} has complex dtype {dtype}; only real inputs are supported")
-    return TypeError(f"{name} has dtype {dtype}; expected a real numeric array")
-
-
-def check_not_foreign(name: str, x: Any, own: str) -> None:
-    """A TypeError if ``x`` is an array of another deep-learning framework than ``own``
-    (``"numpy"``, ``"torch"``, ``"jax"``, or a Keras backend's framework). Converting
-    silently would copy across devices and cut the gradient."""
-    framework = _FRAMEWORK_OF_MODULE.get(type(x).__module__.split(".")[0])
-    if framework is not None and framework != own:
-        raise TypeError(
-            f"{name} is a {framework} array ({type(x).__name__}) but this loss is the {own} "
-            f"backend; convert it explicitly (mixing frameworks would copy it and cut the gradient)"
-        )
-
-
-def check_missing_dtype(spec: LossSpec, names: ArgNames, target_is_float: bool, dtype: str) -> None:
-    """``missing="nan"`` marks missing targets with NaN, which an integer or boolean target
-    cannot hold: that combination is a ValueError rather than a silent no-op."""
-    if spec.missing == "nan" and not target_is_float:
-        raise ValueError(
-            f"missing='nan' marks missing targets with NaN, but {names.target} has dtype {dtype}, "
-            "which cannot hold NaN; pass floating-point targets or a mask"
-        )
+def broadcasts_to(small: Shape, big: Shape) -> bool:
+    if len(small) > len(big):
+        return False
+    return all(s in (1, b) for s, b in zip(reversed(small), reversed(big)))

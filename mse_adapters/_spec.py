@@ -1,6 +1,6 @@
 """The loss specification: small, immutable, hashable, JSON-safe data.
 
-A :class:`LossSpec` is one choice at each stage of the pipeline (DESIGN §2)::
+A :class:`LossSpec` is one choice at each stage of the pipeline (docs/design.md)::
 
     residual -> penalty -> weighting -> [per-sample stage] -> reduction -> finalize
 
@@ -15,6 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from . import _messages as msg
+from ._penalties import PENALTY_TABLE
+
 __all__ = [
     "PENALTIES",
     "REDUCTIONS",
@@ -23,12 +26,11 @@ __all__ = [
     "MISSING",
     "TRANSFORMS",
     "LossSpec",
-    "PRESETS",
-    "preset",
 ]
 
-#: Elementwise penalties rho(r) of the residual r = pred - target.
-PENALTIES = ("square", "abs", "huber", "smooth_l1", "log_cosh", "expectile", "gaussian_nll")
+#: Elementwise penalties rho(r) of the residual r = pred - target (the penalty table's rows),
+#: and the Gaussian likelihood (which also reads a variance or a covariance).
+PENALTIES = (*PENALTY_TABLE, "gaussian_nll")
 #: Reductions over units (elements, or samples with the per-sample stage on).
 REDUCTIONS = ("none", "sum", "mean", "sum_over_batch_size", "per_sample", "per_output")
 #: Finalizers applied to the reduced value.
@@ -37,14 +39,20 @@ FINALIZERS = ("identity", "sqrt", "nmse", "r2")
 MULTIOUTPUT = ("pooled", "raw_values", "uniform_average", "variance_weighted")
 #: Policies for missing targets.
 MISSING = (None, "nan")
-#: The optional transform stage along the last axis (DESIGN §4): whitening by a covariance
-#: (or its Cholesky factor ``scale_tril``), or the quadratic form of a ``precision`` matrix.
+#: The optional transform stage along the last axis (docs/design.md, "Whitening"): whitening
+#: by a covariance (or its Cholesky factor ``scale_tril``), or the quadratic form of a
+#: ``precision`` matrix.
 TRANSFORMS = (None, "whiten", "precision")
 
 #: The parameter fields of each penalty (shown by ``repr`` only for that penalty).
-_PARAMS_OF = {"huber": ("delta",), "smooth_l1": ("beta",), "expectile": ("tau",),
-              "gaussian_nll": ("full", "eps")}
-_PARAM_FIELDS = frozenset(f for fs in _PARAMS_OF.values() for f in fs)
+_PARAMS_OF: dict[str, tuple[str, ...]] = {
+    **{name: tuple(p.name for p in row.params) for name, row in PENALTY_TABLE.items()},
+    "gaussian_nll": ("full", "eps"),
+}
+_PARAM_FIELDS = frozenset(f for fs in _PARAMS_OF.values() for f in fs) | {"force_finite"}
+#: Each penalty parameter's range, and the penalties that read it (for the messages).
+_RANGES = {p.name: p for row in PENALTY_TABLE.values() for p in row.params}
+_USERS = {n: tuple(k for k, row in PENALTY_TABLE.items() if n in (p.name for p in row.params)) for n in _RANGES}
 
 
 def _choices(values: tuple[Any, ...]) -> str:
@@ -65,6 +73,25 @@ def _check_number(name: str, value: Any) -> float:
     return value
 
 
+def param_range(name: str) -> str:
+    """The start of the error message of a penalty parameter out of its range."""
+    p = _RANGES[name]
+    return msg.param_range(name, p.low, p.low_open, p.high, ", ".join(_USERS[name]))
+
+
+def in_range(name: str, value: float) -> bool:
+    p = _RANGES[name]
+    if p.high is not None:
+        return p.low < value < p.high
+    return value > p.low if p.low_open else value >= p.low
+
+
+def _check_param(name: str, value: float) -> None:
+    """A penalty parameter inside its range (the penalty table's)."""
+    if not in_range(name, value):
+        raise ValueError(f"{param_range(name)}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class LossSpec:
     """One squared-error-family loss, as pure data.
@@ -78,9 +105,12 @@ class LossSpec:
         for |r| < beta, else |r| - beta / 2; beta = 0 is |r|), ``"log_cosh"``, or
         ``"expectile"`` (asymmetric square: ``tau * r**2`` where the prediction is below the
         target, ``(1 - tau) * r**2`` where it is above; its minimiser is the tau-expectile
-        of the target, and tau = 0.5 gives ``0.5 * r**2``).
+        of the target, and tau = 0.5 gives ``0.5 * r**2``), ``"pseudo_huber"``
+        (``delta**2 (sqrt(1 + (r/delta)**2) - 1)``, smooth everywhere) or ``"quantile"``
+        (the pinball loss: ``tau |r|`` below the target, ``(1 - tau) |r|`` above).
     delta, beta, tau:
-        Parameters of ``huber`` (> 0), ``smooth_l1`` (>= 0) and ``expectile`` (in (0, 1)).
+        Parameters of ``huber`` and ``pseudo_huber`` (> 0), ``smooth_l1`` (>= 0),
+        ``expectile`` and ``quantile`` (in (0, 1)).
     reduction:
         ``"none"``, ``"sum"``, ``"mean"`` (weighted mean: sum(w m l) / sum(w m)),
         ``"sum_over_batch_size"`` (sum(w m l) / sum(m), Keras' default), ``"per_sample"``
@@ -111,6 +141,11 @@ class LossSpec:
         reduced with it: with ``reduction="mean"`` the result is the mean loss plus lambda
         times the mean penalty).
 
+    force_finite:
+        ``nmse`` and ``r2`` only, scikit-learn's meaning: a constant target scores R^2 = 1 if
+        predicted exactly, else 0 (``True``, the default); ``False`` gives the raw ratio
+        (``-inf`` or ``nan``).
+
     Examples
     --------
     >>> LossSpec(penalty="huber", delta=0.5)
@@ -132,23 +167,21 @@ class LossSpec:
     eps: float = 1e-6
     transform: str | None = None
     unit_norm: float = 0.0
+    force_finite: bool = True
 
     def __post_init__(self) -> None:
         _check_choice("penalty", self.penalty, PENALTIES)
-        object.__setattr__(self, "delta", _check_number("delta", self.delta))
-        object.__setattr__(self, "beta", _check_number("beta", self.beta))
-        object.__setattr__(self, "tau", _check_number("tau", self.tau))
-        if self.delta <= 0:
-            raise ValueError(f"delta must be > 0 (huber), got {self.delta!r}")
-        if self.beta < 0:
-            raise ValueError(f"beta must be >= 0 (smooth_l1), got {self.beta!r}")
-        if not 0.0 < self.tau < 1.0:
-            raise ValueError(f"tau must lie in the open interval (0, 1) (expectile), got {self.tau!r}")
+        for name in _RANGES:
+            value = _check_number(name, getattr(self, name))
+            _check_param(name, value)
+            object.__setattr__(self, name, value)
         _check_choice("reduction", self.reduction, REDUCTIONS)
         if not isinstance(self.per_sample, bool):
             raise ValueError(f"per_sample must be a bool, got {self.per_sample!r}")
         _check_choice("finalize", self.finalize, FINALIZERS)
         _check_choice("missing", self.missing, MISSING)
+        if not isinstance(self.force_finite, bool):
+            raise ValueError(f"force_finite must be a bool (nmse, r2), got {self.force_finite!r}")
         if not isinstance(self.full, bool):
             raise ValueError(f"full must be a bool (gaussian_nll), got {self.full!r}")
         object.__setattr__(self, "eps", _check_number("eps", self.eps))
@@ -301,31 +334,8 @@ class LossSpec:
             v = getattr(self, f.name)
             if v == f.default and f.name != "penalty":
                 continue
-            if f.name in _PARAM_FIELDS and f.name not in _PARAMS_OF.get(self.penalty, ()):
+            if f.name in _PARAM_FIELDS and f.name not in _PARAMS_OF.get(self.penalty, ()) and not (
+                    f.name == "force_finite" and self.finalize in ("nmse", "r2")):
                 continue
             parts.append(f"{f.name}={v!r}")
         return f"LossSpec({', '.join(parts)})"
-
-
-#: The named losses, as specs with the contract's (torch/JAX) defaults.
-PRESETS: dict[str, LossSpec] = {
-    "mse": LossSpec(penalty="square"),
-    "mae": LossSpec(penalty="abs"),
-    "rmse": LossSpec(penalty="square", finalize="sqrt"),
-    "huber": LossSpec(penalty="huber"),
-    "smooth_l1": LossSpec(penalty="smooth_l1"),
-    "log_cosh": LossSpec(penalty="log_cosh"),
-    "expectile": LossSpec(penalty="expectile"),
-    "nmse": LossSpec(penalty="square", finalize="nmse", multioutput="uniform_average"),
-    "r2": LossSpec(penalty="square", finalize="r2", multioutput="uniform_average"),
-}
-
-
-def preset(name: str, **overrides: Any) -> LossSpec:
-    """The preset ``name`` with some fields overridden.
-
-    >>> preset("huber", delta=2.0)
-    LossSpec(penalty='huber', delta=2.0)
-    """
-    _check_choice("preset", name, tuple(PRESETS))
-    return PRESETS[name].replace(**overrides) if overrides else PRESETS[name]

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from . import numpy as reference
-from ._spec import LossSpec, preset
+from ._presets import preset
+from ._spec import LossSpec
 
 Runner = Callable[[LossSpec, dict[str, Any]], tuple[float | np.ndarray, np.ndarray]]
 
@@ -139,6 +140,9 @@ def _fmt(x: Any, n: int = 4) -> str:
 
 
 def main() -> None:
+    # TensorFlow's C++ start-up lines would land in the middle of the table (set before any
+    # import of TensorFlow; a value the user set is kept)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     available = {name: run for name, (mod, run) in RUNNERS.items()
                  if importlib.util.find_spec(mod) is not None}
     skipped = sorted(set(RUNNERS) - set(available))
@@ -146,7 +150,8 @@ def main() -> None:
     print(f"backends: {', '.join(available)}" + (f"  (skipped, not installed: {', '.join(skipped)})"
                                                   if skipped else ""))
     if "keras" in available:
-        print(f"keras backend: {os.environ.get('KERAS_BACKEND', 'tensorflow')}")
+        print(f"keras backend: {os.environ.get('KERAS_BACKEND', 'tensorflow')} "
+              "(set KERAS_BACKEND=jax or torch before starting to choose another)")
     print("non-reference backends run in float32; disagreement is relative to the reference\n")
     worst: dict[str, float] = {}
     for title, spec, args in _cases():

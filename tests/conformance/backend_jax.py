@@ -16,12 +16,12 @@ and four dtypes would take ~30 minutes. So by default:
   the casting);
 - ``jax-jit`` runs a stratified subset in float32 (one case of every third spec group) and
   float64 (every sixth); jitted float16/bfloat16 are checked on a handful of cases in
-  tests/test_jax_transforms.py;
-- the structured cases (DESIGN §4: whitening, precision, the Gaussian NLLs, unit norm) are
+  tests/jax/test_transforms.py;
+- the structured cases (docs/design.md, "Whitening": whitening, precision, the Gaussian NLLs, unit norm) are
   sampled in every mode and dtype (:data:`STRUCTURED_PER_GROUP`, :data:`STRUCTURED_STRIDE`):
   two cases of every group eagerly in float32, one of every sixth group in float64 and in
   half precision, every eighth jitted in float32 and every sixteenth in float64 (~590
-  checks, ~50 s on 2 cores); tests/test_jax_whiten.py checks the JAX specifics.
+  checks, ~50 s on 2 cores); tests/jax/test_whiten.py checks the JAX specifics.
 
 A stratified subset holds every edge case and, from every (``stride``-th) spec group (the
 same loss with another weighting option or shape: a preset x reduction x per-sample stage,
@@ -136,7 +136,6 @@ def subsets(backend: str, dtypes: Sequence[str]) -> dict[str, frozenset[str] | N
 if importlib.util.find_spec("jax") is not None:
     import jax
     import jax.numpy as jnp
-    import pytest
 
     import mse_adapters.jax as mj
 
@@ -225,9 +224,6 @@ if importlib.util.find_spec("jax") is not None:
         def value_and_grad(
             self, spec: LossSpec, case: Case, dtype: str, wrt: Sequence[str]
         ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-            if not self.selected(case, dtype):
-                pytest.skip(f"{self.name} runs a stratified subset in {dtype} "
-                            "(tests/conformance/backend_jax.py; MSE_ADAPTERS_JAX_FULL=1 runs all)")
             return run(self.fn, spec, case, dtype, wrt)
 
     BACKENDS.extend([JaxBackend(jit=False),

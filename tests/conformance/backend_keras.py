@@ -118,7 +118,7 @@ if importlib.util.find_spec("keras") is not None:
         return contextlib.nullcontext()
 
     FULL = os.environ.get("MSE_ADAPTERS_KERAS_FULL", "") not in ("", "0")
-    #: The structured cases (DESIGN §4) run one in ``STRUCTURED_STRIDE[dtype]`` (a stable hash
+    #: The structured cases (docs/design.md, "Whitening") run one in ``STRUCTURED_STRIDE[dtype]`` (a stable hash
     #: of the case name picks them, so every kind of case is represented in every dtype), for
     #: CI time: the stage's arithmetic is the shared pipeline's, which the reference and the
     #: other backends run in full; what is Keras' own (its ops, the factor's cast, the variable,

@@ -10,21 +10,28 @@ from collections.abc import Iterator
 import numpy as np
 
 from mse_adapters import LossSpec, preset
+from mse_adapters._presets import PRESET_TABLE, row
 
 from .harness import Case
 
-#: Presets with parameters chosen so that every branch of every penalty is exercised.
+#: Per penalty, parameters away from the defaults and small enough that the grid's residuals
+#: fall on both sides of every kink (|r| < delta and > delta, r < 0 and > 0).
+BRANCH_PARAMS: dict[str, dict[str, float]] = {
+    "huber": {"delta": 0.7}, "smooth_l1": {"beta": 0.5}, "expectile": {"tau": 0.8},
+    "pseudo_huber": {"delta": 0.6}, "quantile": {"tau": 0.3},
+}
+
+
+def branch_params(name: str) -> dict[str, float]:
+    """The BRANCH_PARAMS of the preset ``name``'s penalty (empty for one without parameters)."""
+    return dict(BRANCH_PARAMS.get(row(name).spec.penalty, {}))
+
+
+#: Every row of the preset table (a new row joins the grid without an edit), plus Smooth L1's
+#: beta = 0 (the L1 limit).
 PRESET_SPECS: dict[str, LossSpec] = {
-    "mse": preset("mse"),
-    "mae": preset("mae"),
-    "rmse": preset("rmse"),
-    "huber": preset("huber", delta=0.7),
-    "smooth_l1": preset("smooth_l1", beta=0.5),
+    **{r.name: preset(r.name, **branch_params(r.name)) for r in PRESET_TABLE},
     "smooth_l1_beta0": preset("smooth_l1", beta=0.0),
-    "log_cosh": preset("log_cosh"),
-    "expectile": preset("expectile", tau=0.8),
-    "nmse": preset("nmse"),
-    "r2": preset("r2"),
 }
 
 REDUCTIONS = ("none", "sum", "mean", "sum_over_batch_size", "per_sample", "per_output")
@@ -140,11 +147,11 @@ def edge_cases() -> Iterator[Case]:
     t = np.array([[1.0, np.nan], [2.0, 3.0]])
     p = np.array([[1.5, 0.0], [2.0, 1.0]])
     m = ~np.isnan(t)
-    for pname in ("mse", "mae", "huber", "rmse", "log_cosh"):
+    for pname in PRESET_SPECS:
         yield Case(f"nan-target-under-mask-{pname}", PRESET_SPECS[pname], p, t, mask=m)
         yield Case(f"nan-target-missing-{pname}", PRESET_SPECS[pname].replace(missing="nan"), p, t)
     z = np.zeros(4)
-    for pname in ("mae", "huber", "smooth_l1", "smooth_l1_beta0", "rmse", "expectile"):
+    for pname in PRESET_SPECS:  # every non-smooth point at r = 0 (|r|, sqrt, kinks)
         yield Case(f"zero-residual-{pname}", PRESET_SPECS[pname], z + 1.0, z + 1.0)
     yield Case("rmse-perfect-fit", preset("rmse"), np.arange(6.0).reshape(2, 3), np.arange(6.0).reshape(2, 3))
     yield Case("rmse-perfect-fit-raw", preset("rmse", multioutput="raw_values"),
@@ -163,7 +170,7 @@ def edge_cases() -> Iterator[Case]:
 
 
 # ---------------------------------------------------------------------------------------
-# The transform stage, the Gaussian likelihoods and the unit-norm penalty (DESIGN §4)
+# The transform stage, the Gaussian likelihoods and the unit-norm penalty (docs/design.md, "Whitening")
 # ---------------------------------------------------------------------------------------
 
 
@@ -173,9 +180,10 @@ def spd(d: int, cond: float, rng: np.random.Generator) -> np.ndarray:
     return (q * np.logspace(0.0, np.log10(cond), d)) @ q.T
 
 
-WHITEN_PENALTIES = ("mse", "mae", "rmse", "huber", "smooth_l1", "log_cosh", "expectile")
+#: The presets that take a matrix (the table's ``matrices`` column).
+WHITEN_PENALTIES = tuple(r.name for r in PRESET_TABLE if r.matrices)
 #: Options for whitened cases: masks and missing targets drop whole samples (a partly
-#: observed sample is an error there, tested in tests/test_whitening.py).
+#: observed sample is an error there, tested in tests/numpy/test_whitening.py).
 WHITEN_OPTIONS = ("plain", "weight_elem", "weight_output", "sample_weight", "mask_rows",
                   "missing_rows", "combined_rows", "zero_weights")
 

@@ -3,7 +3,7 @@
 The expected numbers come from a deliberately naive, independent implementation: plain
 Python loops over a (B, d) table, ``math`` functions, and gradients derived by hand for
 each penalty, reduction and finalizer. It shares no code with ``mse_adapters`` beyond the
-spec's field names, so the committed vectors check the pipeline's semantics (DESIGN §3),
+spec's field names, so the committed vectors check the pipeline's semantics (docs/design.md, "Semantics"),
 not just its agreement with itself.
 
 Run ``python -m tests.conformance.generate_vectors`` to rebuild the file;
@@ -42,6 +42,14 @@ def rho(spec: dict[str, Any], r: float) -> tuple[float, float]:
         t = spec.get("tau", 0.5)
         k = (1 - t) if r > 0 else t
         return k * r * r, 2 * k * r
+    if p == "quantile":  # pinball: over-prediction costs 1 - tau, under-prediction tau
+        t = spec.get("tau", 0.5)
+        k = (1 - t) if r > 0 else t
+        return k * a, k * sgn
+    if p == "pseudo_huber":
+        d = spec.get("delta", 1.0)
+        root = math.sqrt(1 + (r / d) ** 2)
+        return d * d * (root - 1), r / root
     raise ValueError(p)
 
 
@@ -54,7 +62,7 @@ def naive(case: dict[str, Any]) -> dict[str, Any]:
     spec = case["spec"]
     P, T = case["pred"], case["target"]
     B = len(P)
-    if B == 0:  # an empty batch: 0, with an empty gradient (DESIGN §3, a zero normaliser)
+    if B == 0:  # an empty batch: 0, with an empty gradient (docs/design.md, "Semantics", a zero normaliser)
         return {"value": 0.0, "grad_pred": [], "grad_target": []}
     D = len(P[0])
     W = case.get("weight")  # (B, d) or None
@@ -235,7 +243,8 @@ def cases() -> list[dict[str, Any]]:
         {"penalty": "square"}, {"penalty": "abs"}, {"penalty": "huber", "delta": 1.0},
         {"penalty": "huber", "delta": 0.5}, {"penalty": "smooth_l1", "beta": 0.5},
         {"penalty": "smooth_l1", "beta": 0.0}, {"penalty": "log_cosh"},
-        {"penalty": "expectile", "tau": 0.8},
+        {"penalty": "expectile", "tau": 0.8}, {"penalty": "quantile", "tau": 0.3},
+        {"penalty": "pseudo_huber", "delta": 0.6},
     ]
     for pen in penalties:
         tag = "-".join(str(x) for x in pen.values())

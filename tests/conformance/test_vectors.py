@@ -24,8 +24,8 @@ def test_vectors_file_is_current():
     assert [c["name"] for c in fresh] == [c["name"] for c in COMMITTED]
     for new, old in zip(fresh, COMMITTED):
         for key in ("value", "grad_pred", "grad_target"):
-            np.testing.assert_allclose(_flat(new[key]), _flat(old[key]), rtol=1e-13, atol=1e-15,
-                                       err_msg=f"{new['name']} {key}: rerun generate_vectors.py")
+            assert_close(_flat(new[key]), _flat(old[key]), "float64-exact",
+                         f"{new['name']} {key}: rerun generate_vectors.py")
 
 
 def _case(v) -> Case:

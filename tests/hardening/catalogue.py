@@ -12,11 +12,11 @@ built (bad parameters) and ``"call"`` for errors raised when it is called.
 where its backend takes them (at construction for the torch and Keras modules, per call for
 the NumPy and JAX functions); an entry needing one runs only where the backend implements
 it (tests/hardening/runners.py says which, and the skip names the backend).
-``value_check`` marks the eager value checks (DESIGN §3 "Validation"): they cannot raise on
+``value_check`` marks the eager value checks (docs/design.md, "Validation"): they cannot raise on
 traced arrays (``jax.jit``, ``tf.function``, ``torch.compile``), where the loss is computed
 as with ``check_values=False`` (tests/hardening/test_traced.py). ``keras_aligns`` marks the
 shape pairs Keras' rank alignment (squeezing a trailing 1) makes legal in the Keras adapter
-alone, as DESIGN §3 says. ``extended_in`` names the backends whose message goes on after the
+alone, as docs/design.md, "Semantics" says. ``extended_in`` names the backends whose message goes on after the
 shared one with a hint of their own (Keras: a Gaussian NLL's variance may also come
 concatenated to ``y_pred``).
 """
@@ -61,7 +61,7 @@ class Entry:
 
     @property
     def needs(self) -> frozenset[str]:
-        """The structured features the entry exercises (DESIGN §4)."""
+        """The structured features the entry exercises (docs/design.md, "Whitening")."""
         f = set()
         if self.matrices():
             f.add("whiten")
@@ -155,7 +155,7 @@ ENTRIES: list[Entry] = [
           spec=("rmse", {"multioutput": (0.5, 0.5)})),
     Entry("per_output reduction of a scalar", V, ("scalar", "per_output"), spec=("mse", {"reduction": "per_output"}),
           pred=np.zeros(()), target=np.ones(())),
-    # -- covariance, scale_tril, precision (DESIGN §4): validated on the host when the loss
+    # -- covariance, scale_tril, precision (docs/design.md, "Whitening"): validated on the host when the loss
     #    gets them (at construction for the modules, per call for the functions) -----------
     Entry("covariance not symmetric", V, ("covariance", "symmetric", "covariance^T"), covariance=NONSYM),
     Entry("covariance not positive definite", V, ("covariance", "positive definite", "smallest eigenvalue -1"),

@@ -75,7 +75,7 @@ class Runner:
         """Why this backend cannot run ``entry`` (None: it can)."""
         if entry.matrices() and self.matrix_at is None:
             return (f"{self.name} does not take covariance/scale_tril/precision yet "
-                    "(the whitening stage, DESIGN §4)")
+                    "(the whitening stage, docs/design.md, Whitening)")
         if "gaussian_nll" in entry.needs and self.var_at is None:
             return f"{self.name} does not implement penalty='gaussian_nll' with var yet"
         if entry.foreign and self.own == "numpy" and not (HAVE["torch"] or HAVE["jax"]):

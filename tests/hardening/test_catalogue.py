@@ -5,7 +5,7 @@ message in every backend.
 
 Exceptions, each named by its skip or its test: an entry needing a feature a backend lacks
 is skipped for that backend alone, the skip naming it; the two ``(B,)`` vs ``(B, 1)``
-entries are legal in the Keras adapter (Keras' rank alignment, DESIGN §3), which must then
+entries are legal in the Keras adapter (Keras' rank alignment, docs/design.md, "Semantics"), which must then
 compute a finite value instead of raising; where an entry says so (``extended_in``), a
 backend's message continues the shared one with a hint of its own."""
 

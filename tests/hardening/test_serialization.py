@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from mse_adapters import PRESETS, LossSpec, preset
+from mse_adapters import PRESET_TABLE, PRESETS, LossSpec, preset
 
 B, D = 6, 3
 
@@ -113,6 +113,10 @@ def _torch_cases() -> list[TCase]:
         TCase("LogCoshLoss", lambda: mt.LogCoshLoss("sum_over_batch_size", missing="nan", weight=w()),
               mt.LogCoshLoss),
         TCase("ExpectileLoss", lambda: mt.ExpectileLoss("sum", tau=0.85, weight=ew(), mask=m()), mt.ExpectileLoss),
+        TCase("PseudoHuberLoss", lambda: mt.PseudoHuberLoss("sum", delta=0.6, mask=m()), mt.PseudoHuberLoss),
+        TCase("QuantileLoss-param",  # a learned quantile level per output: a parameter of the module
+              lambda: mt.QuantileLoss(tau=torch.nn.Parameter(_t([0.2, 0.5, 0.8])), missing="nan"),
+              lambda: mt.QuantileLoss(tau=torch.nn.Parameter(_t([0.5, 0.5, 0.5])))),
         TCase("NMSELoss", lambda: mt.NMSELoss(multioutput="variance_weighted", weight=w()), mt.NMSELoss),
         TCase("R2Score", lambda: mt.R2Score(multioutput=[1.0, 2.0, 3.0], missing="nan", mask=m()), mt.R2Score),
         TCase("GaussianNLLLoss", lambda: mt.GaussianNLLLoss(full=True, eps=1e-3, reduction="sum", weight=w()),
@@ -166,7 +170,7 @@ def _evaluate(module: Any, case: TCase) -> tuple[Any, list[Any]]:
 
 def _trainable(module: Any) -> list[Any]:
     out = list(module.parameters())
-    st = module.__dict__["_whiten_state"]
+    st = module.__dict__["_matrix"]
     if st.tensor is not None:
         out.append(st.tensor)
     return out
@@ -284,7 +288,7 @@ def test_loading_removes_and_adds_matrices_and_weights():
     state loses its factor, a plain one gains a precision, a weight appears and goes."""
     x, y = _inputs()
     y = torch.nan_to_num(y)
-    plain, cov = mt.MSELoss(), mt.MSELoss(covariance=_t(_spd()), weight=_t([1.0, 2.0, 3.0]))
+    plain, cov = mt.MSELoss("sum"), mt.MSELoss(covariance=_t(_spd()), weight=_t([1.0, 2.0, 3.0]))
     cov.load_state_dict(plain.state_dict())
     assert set(cov.state_dict()) == {"_extra_state"} and torch.equal(cov(x, y), plain(x, y))
     prec = mt.MSELoss("sum", precision=_t(_spd()), mask=torch.tensor([True, False, True]))
@@ -296,7 +300,7 @@ def test_loading_removes_and_adds_matrices_and_weights():
 @pytest.mark.parametrize("saved, into, words", [
     (lambda: mt.HuberLoss(delta=0.3), mt.MSELoss, ["LossSpec(penalty='huber', delta=0.3)", "MSELoss",
                                                     "penalty='square'", "Loss"]),
-    (mt.RMSELoss, mt.MSELoss, ["finalize='sqrt'", "finalize='identity'"]),
+    (lambda: mt.RMSELoss(missing="nan"), mt.MSELoss, ["finalize='sqrt'", "finalize='identity'"]),
     (lambda: mt.MultivariateGaussianNLLLoss(covariance=torch.eye(2)), mt.GaussianNLLLoss,
      ["transform='whiten'", "GaussianNLLLoss", "transform=None"]),
 ])
@@ -317,6 +321,29 @@ def test_loading_another_class_state_is_a_clear_error(saved, into, words):
 
 
 @needs_torch
+@pytest.mark.parametrize("row", PRESET_TABLE, ids=lambda r: r.torch)
+def test_a_default_module_adds_nothing_to_a_state_dict(row):
+    """As torch.nn's losses: a checkpoint of a model that uses ours with the defaults loads
+    strictly into one that uses torch.nn's (and back); a module with matrices does not load
+    an empty state strictly (its buffers are missing), as any torch module with buffers."""
+
+    class Model(torch.nn.Module):
+        def __init__(self, loss: Any) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(D, D)
+            self.loss = loss
+
+    ours = Model(getattr(mt, row.torch)())
+    assert set(ours.state_dict()) == {"lin.weight", "lin.bias"}
+    theirs = Model(torch.nn.MSELoss())
+    assert str(theirs.load_state_dict(ours.state_dict())) == "<All keys matched successfully>"
+    assert str(ours.load_state_dict(theirs.state_dict())) == "<All keys matched successfully>"
+    assert ours.loss.spec == getattr(mt, row.torch)().spec
+    with pytest.raises(RuntimeError, match="Missing key"):
+        mt.MSELoss(covariance=_t(_spd())).load_state_dict({})
+
+
+@needs_torch
 def test_torch_nn_state_loads_and_keeps_the_built_spec():
     """A state without ours (torch.nn.MSELoss's is empty): loads strictly, spec as built."""
     f = mt.HuberLoss(delta=0.5)
@@ -326,7 +353,7 @@ def test_torch_nn_state_loads_and_keeps_the_built_spec():
 
 @needs_torch
 def test_unknown_extra_state_is_a_clear_error():
-    state = mt.MSELoss().state_dict()
+    state = mt.MSELoss("sum").state_dict()
     state["_extra_state"] = dict(state["_extra_state"], format=99)
     with pytest.raises(RuntimeError, match="format 99"):
         mt.MSELoss().load_state_dict(state)
@@ -394,7 +421,7 @@ def _jax_cases() -> list[tuple[str, Any, dict[str, Any]]]:
     cases = [(repr(s), mj.compile(s, check_values=cv), {"weight": w, "mask": m})
              for s, cv in zip(NP_SPECS, [True, False, "checkify"] * len(NP_SPECS))]
     cases.append(("Loss", mj.Loss(preset("huber", delta=0.2)), {"sample_weight": rng.uniform(0.5, 2.0, B)}))
-    # matrices at construction (DESIGN §4)
+    # matrices at construction (docs/design.md, "Whitening")
     cases += [
         ("compile-covariance", mj.compile(preset("huber", delta=0.3), covariance=_spd()), {}),
         ("compile-scale_tril", mj.compile(LossSpec(reduction="sum"), scale_tril=_tril()), {}),

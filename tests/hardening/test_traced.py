@@ -2,7 +2,7 @@
 ``tf.function`` (Keras on TensorFlow) and ``torch.compile`` (torch; Keras on torch is the
 same mechanism).
 
-What happens there (DESIGN §3 "Validation"), and what these tests prove:
+What happens there (docs/design.md, "Validation"), and what these tests prove:
 
 - Shape, dtype and parameter errors, and the checks of a constant covariance, scale_tril or
   precision, are raised while tracing, with the eager message.
@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from tests.conformance.harness import assert_close
 
 from .catalogue import ENTRIES, Entry
 from .runners import HAVE, TRACED, JaxRunner, KerasRunner, Runner, TorchRunner, selected
@@ -48,9 +50,7 @@ def _eager_twin(runner: Runner) -> Runner:
 
 
 def _same(a, b) -> None:
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    np.testing.assert_allclose(a, b, rtol=1e-6, atol=0, equal_nan=True)
+    assert_close(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), "float32-rerun", "traced vs eager")
 
 
 @pytest.mark.parametrize("runner", TRACED, ids=repr)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mse_adapters import preset
+from tests.conformance.harness import assert_close
 from tests.hardening.catalogue import ENTRIES  # noqa: I001
 
 from .common import KCase, keras_run, mk, reference
@@ -22,7 +23,7 @@ def test_rank_alignment_instead_of_an_error(entry):
     for loss in (mk.compile(preset("mse")), mk.MeanSquaredError()):
         got, _ = keras_run(loss, case)
         want, _ = reference(loss.spec, case, wrt=())
-        assert np.isclose(got, want, rtol=1e-6)
+        assert_close(got, want, "float32-rerun", entry.id)
 
 
 def test_value_checks_run_eagerly_and_can_be_turned_off():

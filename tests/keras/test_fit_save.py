@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from mse_adapters import LossSpec, preset
+from tests.conformance.harness import assert_close
 
 from .common import BACKEND, KCase, keras, keras_run, mk, reference
 
@@ -28,6 +29,8 @@ def _losses() -> dict[str, object]:
         "SmoothL1": mk.SmoothL1(beta=0.3, reduction="mean"),
         "LogCosh": mk.LogCosh(mask=[True, False, True], name="masked_log_cosh"),
         "Expectile": mk.Expectile(tau=0.8, check_values=False),
+        "PseudoHuber": mk.PseudoHuber(delta=0.6, weight=[1.0, 0.5, 2.0]),
+        "Quantile": mk.Quantile(tau=0.3, missing="nan"),
         "NormalizedMeanSquaredError": mk.NormalizedMeanSquaredError(multioutput=[0.2, 0.3, 0.5]),
         "R2Score": mk.R2Score(multioutput="variance_weighted", missing="nan"),
         "Loss": mk.compile(LossSpec(penalty="huber", delta=0.7, reduction="sum_over_batch_size",
@@ -124,7 +127,7 @@ def test_compile_fit_evaluate_save_load(name, tmp_path):
     assert all(np.isfinite(history.history["loss"]))
     after = model.evaluate(x, target, sample_weight=sw, batch_size=len(x), verbose=0)
     direct = _value(loss, target, model.predict(x, verbose=0), sw)
-    assert np.isclose(after, direct, rtol=1e-5, atol=1e-6)
+    assert_close(after, direct, "float32", "evaluate after fit")
     if name != "R2Score":  # a score: SGD on it climbs
         assert after < before
 
@@ -133,8 +136,8 @@ def test_compile_fit_evaluate_save_load(name, tmp_path):
     reloaded = keras.models.load_model(path)  # no custom_objects
     assert type(reloaded.loss) is type(loss)
     assert reloaded.loss.get_config() == loss.get_config()
-    assert np.isclose(reloaded.evaluate(x, target, sample_weight=sw, batch_size=len(x), verbose=0), after,
-                      rtol=1e-6, atol=1e-7)
+    assert_close(reloaded.evaluate(x, target, sample_weight=sw, batch_size=len(x), verbose=0), after,
+                 "float32-rerun", "reloaded")
     # the reloaded loss itself: the same value and gradient as the one compiled
     p = model.predict(x, verbose=0)
     _assert_same_value_and_gradient(reloaded.loss, loss, KCase("saved", target, p, sample_weight=sw))
@@ -164,7 +167,7 @@ def test_per_output_weights_through_fit_sample_weight():
     p = model.predict(x, verbose=0)
     case = KCase("fit-elem-sw", y.astype(np.float64), p.astype(np.float64), sample_weight=w_elem)
     want, _ = reference(mk.MeanSquaredError().spec, case, wrt=())
-    assert np.isclose(got, want, rtol=1e-5)
+    assert_close(got, want, "float32", "elementwise sample_weight")
     model.fit(x, y, sample_weight=w_elem, batch_size=4, epochs=1, verbose=0)
 
 
@@ -187,9 +190,8 @@ def test_keras_mask_from_a_masking_layer():
     case = KCase("masking", y.astype(np.float64), p.astype(np.float64), sample_weight=sw.astype(np.float64),
                  kmask=np.arange(5)[None, :].repeat(4, 0) < 3)
     want, _ = reference(mk.MeanSquaredError().spec, case, wrt=())
-    assert np.isclose(results["ours"], want, rtol=1e-5)
-    assert np.isclose(results["ours-missing"], want, rtol=1e-5)
-    assert np.isclose(results["keras"], want, rtol=1e-5)
+    for label in ("ours", "ours-missing", "keras"):
+        assert_close(results[label], want, "float32", label)
 
 
 def _custom_step_grads(loss, model, x, y, sw):
@@ -240,7 +242,7 @@ def test_custom_training_step():
     # The step's loss is the loss fit reports for one full batch.
     model.compile(optimizer=keras.optimizers.SGD(0.0), loss=loss)
     reported = model.evaluate(x, y, sample_weight=sw, batch_size=len(x), verbose=0)
-    assert np.isclose(reported, _value(loss, y, model.predict(x, verbose=0), sw), rtol=1e-5)
+    assert_close(reported, _value(loss, y, model.predict(x, verbose=0), sw), "float32", "reported by fit")
 
 
 def test_gradient_wrt_the_prediction_in_fit_matches_the_reference():
@@ -254,7 +256,7 @@ def test_gradient_wrt_the_prediction_in_fit_matches_the_reference():
     case = KCase("grad", y, p, sample_weight=sw)
     _, got = keras_run(loss, case)
     _, want = reference(preset("mse", per_sample=True, missing="nan"), case)
-    np.testing.assert_allclose(got["y_pred"], want["y_pred"], rtol=1e-5, atol=1e-7)
+    assert_close(got["y_pred"], want["y_pred"], "float32", "d/dy_pred")
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.distribute needs the TensorFlow backend")

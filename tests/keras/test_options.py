@@ -52,9 +52,9 @@ def test_constructor_and_call_time_are_the_same_loss(name, what):
     v1, g1 = _check(PRESETS[name](), at_call)
     built = PRESETS[name](**{key: value})
     v2, g2 = keras_run(built, KCase("ctor", y, P, sample_weight=SW), cotangent_for(built.spec, at_call))
-    np.testing.assert_allclose(v2, v1, rtol=1e-6, atol=1e-7)
+    assert_close(v2, v1, "float32-rerun", "constructor against call time")
     for n in g2:
-        np.testing.assert_allclose(g2[n], g1[n], rtol=1e-6, atol=1e-7)
+        assert_close(g2[n], g1[n], "float32-rerun", f"constructor against call time d/d{n}")
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -127,4 +127,4 @@ def test_float64_loss_dtype_stays_float64():
         out = loss(y, p, SW)
         assert keras.backend.standardize_dtype(out.dtype) == "float64"
         want, _ = reference(loss.spec, KCase("f64", y, p, sample_weight=SW), wrt=())
-        np.testing.assert_allclose(float(keras.ops.convert_to_numpy(out)), want, rtol=1e-13)
+        assert_close(float(keras.ops.convert_to_numpy(out)), want, "float64-exact", "float64 loss")

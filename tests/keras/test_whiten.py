@@ -1,4 +1,4 @@
-"""Structured outputs in the Keras adapter (DESIGN §4, issue 5), under this process' Keras
+"""Structured outputs in the Keras adapter (docs/design.md, "Whitening", issue 5), under this process' Keras
 backend: whitening by a covariance or a (trainable) ``scale_tril``, precision cost matrices,
 the Gaussian likelihoods, the unit-norm penalty; against the float64 reference and against
 ``torch.nn.GaussianNLLLoss`` / ``torch.distributions.MultivariateNormal``; in ``model.fit``,
@@ -17,6 +17,7 @@ import pytest
 from mse_adapters import LossSpec, preset
 from mse_adapters import numpy as mnp
 from tests.conformance.backend_keras import tensor, to_numpy, value_and_grad, x64
+from tests.conformance.harness import assert_close
 
 from .common import BACKEND, keras, mk
 
@@ -99,9 +100,9 @@ def test_presets_with_a_matrix_equal_the_reference(name):
     got_v, got_g = run(loss, y, p, ("y_pred", "y_true", "sample_weight"), sample_weight=sw)
     want_v, want_g = mnp.value_and_grad(spec, y, p, sample_weight=sw, wrt=("y_pred", "y_true", "sample_weight"),
                                         **matrices)
-    np.testing.assert_allclose(got_v, want_v, rtol=1e-12)
+    assert_close(got_v, want_v, "float64", "value")
     for n in want_g:
-        np.testing.assert_allclose(got_g[n], np.nan_to_num(want_g[n]), rtol=1e-10, atol=1e-12 * np.abs(want_v))
+        assert_close(got_g[n], np.nan_to_num(want_g[n]), "float64", f"d/d{n}", floor=float(np.abs(want_v)))
 
 
 def test_identity_gives_exactly_the_plain_loss():
@@ -111,7 +112,7 @@ def test_identity_gives_exactly_the_plain_loss():
                             (mk.MeanSquaredError(), mk.MeanSquaredError(precision=np.eye(D)))):
         a = to_numpy(plain(tensor(y, "float32"), tensor(p, "float32")))
         b = to_numpy(whitened(tensor(y, "float32"), tensor(p, "float32")))
-        np.testing.assert_allclose(b, a, rtol=1e-6)
+        assert_close(b, a, "float32-rerun", "identity whitening")
 
 
 def test_float32_whitening_keeps_float64_accuracy_at_cond_1e6():
@@ -155,12 +156,12 @@ def test_gaussian_nll_equals_torch(full, reduction, vshape):
     loss = _float64_loss(mk.GaussianNLL, full=full, reduction=keras_red, per_sample=False)
     wrt = ("y_pred", "y_true") + (() if vshape == "float" else ("var",))
     got, got_g = run(loss, y, x, wrt, cotangent=ct if reduction == "none" else None, var=var)
-    np.testing.assert_allclose(got, want.detach().numpy(), rtol=1e-12, atol=1e-14)
+    assert_close(got, want.detach().numpy(), "float64", "GaussianNLL against torch")
     for n, g in zip(wrt, want_g):
-        np.testing.assert_allclose(got_g[n], g.numpy(), rtol=1e-11, atol=1e-13)
+        assert_close(got_g[n], g.numpy(), "float64", f"GaussianNLL d/d{n} against torch")
     if reduction == "mean" and vshape == "elem":  # Keras' default: per-sample means, then their mean
         default, _ = run(_float64_loss(mk.GaussianNLL, full=full), y, x, (), var=var)
-        np.testing.assert_allclose(default, want.detach().numpy(), rtol=1e-12)
+        assert_close(default, want.detach().numpy(), "float64", "GaussianNLL default reduction")
 
 
 @pytest.mark.parametrize("full", [False, True])
@@ -175,13 +176,13 @@ def test_gaussian_nll_concatenated_y_pred_equals_torch(full):
     want = torch.nn.GaussianNLLLoss(full=full)(mt, torch.tensor(y), vt)
     want_g = torch.autograd.grad(want, [mt, vt])
     got, got_g = run(_float64_loss(mk.GaussianNLL, full=full), y, np.concatenate([mean, var], -1))
-    np.testing.assert_allclose(got, want.detach().numpy(), rtol=1e-12)
-    np.testing.assert_allclose(got_g["y_pred"], np.concatenate([g.numpy() for g in want_g], -1),
-                               rtol=1e-11, atol=1e-14)
+    assert_close(got, want.detach().numpy(), "float64", "GaussianNLL (mean, var) against torch")
+    assert_close(got_g["y_pred"], np.concatenate([g.numpy() for g in want_g], -1), "float64",
+                 "GaussianNLL d/d(mean, var) against torch")
     # a (N,) target with a (N, 2) prediction: one output
     got1, _ = run(_float64_loss(mk.GaussianNLL, full=full), y[:, 0], np.stack([mean[:, 0], var[:, 0]], -1), ())
     want1 = torch.nn.GaussianNLLLoss(full=full)(mt[:, :1], torch.tensor(y[:, :1]), vt[:, :1])
-    np.testing.assert_allclose(got1, want1.detach().numpy(), rtol=1e-12)
+    assert_close(got1, want1.detach().numpy(), "float64", "GaussianNLL one output")
 
 
 @pytest.mark.parametrize("how", ["covariance", "scale_tril", "trainable", "variable", "batched"])
@@ -208,10 +209,10 @@ def test_multivariate_gaussian_nll_equals_torch_distributions(how, full):
         loss = mk.MultivariateGaussianNLL(full=full, reduction="none", dtype="float64", **kw)
     wrt = ("y_pred", "scale_tril") if how in ("trainable", "variable") else ("y_pred",)
     got, got_g = run(loss, y, p, wrt, cotangent=ct)
-    np.testing.assert_allclose(got, want.detach().numpy(), rtol=1e-11)
-    np.testing.assert_allclose(got_g["y_pred"], want_g[0].numpy(), rtol=1e-10, atol=1e-12)
+    assert_close(got, want.detach().numpy(), "float64", f"{how} NLL against torch")
+    assert_close(got_g["y_pred"], want_g[0].numpy(), "float64", f"{how} NLL d/dy_pred against torch")
     if "scale_tril" in wrt:
-        np.testing.assert_allclose(got_g["scale_tril"], want_g[1].numpy(), rtol=1e-10, atol=1e-12)
+        assert_close(got_g["scale_tril"], want_g[1].numpy(), "float64", f"{how} NLL d/dscale_tril against torch")
 
 
 # ---------------------------------------------------------------------------------------
@@ -233,9 +234,9 @@ def test_gradient_wrt_a_trainable_scale_tril_equals_the_reference(how, cls):
     got, got_g = run(loss, y, p, ("y_pred", "scale_tril"), sample_weight=sw)
     want, want_g = mnp.value_and_grad(loss.spec, y, p, sample_weight=sw, scale_tril=TRIL,
                                       wrt=("y_pred", "scale_tril"))
-    np.testing.assert_allclose(got, want, rtol=1e-12)
-    np.testing.assert_allclose(got_g["y_pred"], want_g["y_pred"], rtol=1e-10, atol=1e-14)
-    np.testing.assert_allclose(got_g["scale_tril"], want_g["scale_tril"], rtol=1e-10, atol=1e-14)
+    assert_close(got, want, "float64", "value")
+    assert_close(got_g["y_pred"], want_g["y_pred"], "float64", "d/dy_pred")
+    assert_close(got_g["scale_tril"], want_g["scale_tril"], "float64", "d/dscale_tril")
     assert np.all(np.triu(got_g["scale_tril"], 1) == 0)  # the factor's upper triangle gets no gradient
 
 
@@ -273,11 +274,11 @@ def test_custom_training_step_learns_the_noise_covariance():
         values.append(float(value))
         if i == 0:
             _, want = mnp.value_and_grad(loss.spec, y, pred.numpy(), scale_tril=before, wrt=("scale_tril",))
-            np.testing.assert_allclose(g.numpy(), want["scale_tril"], rtol=2e-4, atol=1e-5)
+            assert_close(g.numpy(), want["scale_tril"], "float32", "first step's d/dscale_tril")
     assert values[-1] < values[0]
     learned = keras.ops.convert_to_numpy(loss.scale_tril).astype(np.float64)
     resid = y - model.predict(x, verbose=0)
-    np.testing.assert_allclose(learned @ learned.T, np.cov(resid.T, bias=True), rtol=0.05, atol=0.03)
+    assert_close(learned @ learned.T, np.cov(resid.T, bias=True), "learned-covariance", "learned covariance")
 
 
 @pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")  # (its state for the factor)
@@ -302,7 +303,7 @@ def test_fit_trains_a_factor_the_model_tracks_and_save_keeps_it(tmp_path):
     model.save(path)
     reloaded = keras.models.load_model(path)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(reloaded.loss.scale_tril), learned)
-    assert np.isclose(reloaded.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0), rtol=1e-6)
+    assert_close(reloaded.evaluate(x, y, verbose=0), model.evaluate(x, y, verbose=0), "float32-rerun", "reloaded")
 
 
 # ---------------------------------------------------------------------------------------
@@ -329,12 +330,13 @@ def test_gaussian_nll_in_fit_save_and_load(tmp_path):
     got = model.evaluate(x, y, sample_weight=sw, batch_size=len(x), verbose=0)
     p = model.predict(x, verbose=0).astype(np.float64)
     want = mnp.loss(loss.spec, y.astype(np.float64), p[:, :D], var=p[:, D:], sample_weight=sw)
-    assert np.isclose(got, want, rtol=1e-5)
+    assert_close(got, want, "float32", "evaluate against the reference")
     path = tmp_path / "g.keras"
     model.save(path)
     reloaded = keras.models.load_model(path)
     assert type(reloaded.loss) is mk.GaussianNLL and reloaded.loss.get_config() == loss.get_config()
-    assert np.isclose(reloaded.evaluate(x, y, sample_weight=sw, batch_size=len(x), verbose=0), got, rtol=1e-6)
+    assert_close(reloaded.evaluate(x, y, sample_weight=sw, batch_size=len(x), verbose=0), got, "float32-rerun",
+                 "reloaded")
 
 
 CONFIGS = {
@@ -426,9 +428,9 @@ def test_xla_traces_once_and_equals_eager(name, signature):
             tape.watch(pt)
             eager = loss(y, pt, sw)
         eager_grads = tape.gradient(eager, [pt, *variables])
-        np.testing.assert_allclose(float(value), float(eager), rtol=1e-5)
+        assert_close(float(value), float(eager), "float32", "traced value")
         for g, e in zip(grads, eager_grads):
-            np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-4, atol=1e-6)
+            assert_close(g.numpy(), e.numpy(), "float32", "traced gradient")
     assert len(traces) == 1
 
 
@@ -449,18 +451,18 @@ def test_jax_jit_traces_once_and_equals_eager(name):
         y, p, sw = _graph_batch(name, seed, 8)
         value, grad = step(y, p, sw)
         eager, eager_grad = jax.value_and_grad(lambda q, y=y, sw=sw: loss(y, q, sw))(p)
-        np.testing.assert_allclose(float(value), float(eager), rtol=1e-5)
-        np.testing.assert_allclose(np.asarray(grad), np.asarray(eager_grad), rtol=1e-4, atol=1e-6)
+        assert_close(float(value), float(eager), "float32", "jitted value")
+        assert_close(np.asarray(grad), np.asarray(eager_grad), "float32", "jitted gradient")
     assert len(traces) == 1
 
 
 # ---------------------------------------------------------------------------------------
-# Errors: the catalogue of tests/test_whitening.py, the same messages as the reference
+# Errors: the catalogue of tests/numpy/test_whitening.py, the same messages as the reference
 # ---------------------------------------------------------------------------------------
 
 
 def _catalogue() -> dict[str, Any]:
-    from tests.test_whitening import ERRORS, P6, T6
+    from tests.numpy.test_whitening import ERRORS, P6, T6
 
     return {"errors": ERRORS, "pred": P6, "target": T6}
 

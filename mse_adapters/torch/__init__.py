@@ -1,0 +1,1116 @@
+"""PyTorch adapter: ``torch.nn.Module`` losses and functional forms.
+
+Argument order and defaults follow ``torch.nn``: ``loss(input, target)`` with
+``reduction="mean"``; with no weight, mask or missing targets a module equals its
+``torch.nn`` namesake and runs the same fused kernel. The options every loss shares
+(docs/design.md, "Semantics"): ``weight`` (trailing-broadcast: per element, per output),
+``sample_weight`` (aligned with the leading axes), ``mask`` (boolean or 0/1: a masked element
+counts for nothing, even where its target is NaN), ``missing="nan"``, the reductions
+(``"mean"`` is the weighted mean sum(w m l) / sum(w m), 0 when that is 0/0), and a
+``covariance`` / ``scale_tril`` / ``precision`` ("Whitening": a constant matrix is factored
+once, in float64, into buffers; an ``nn.Parameter`` ``scale_tril`` is trained). A module's
+``weight`` and ``mask`` are buffers, combined with the call's (weights multiply, masks are
+AND-ed); ``check_values=False`` skips the eager value checks (a host sync each), which are
+skipped anyway under ``torch.compile``, ``torch.func`` transforms and on meta or fake tensors.
+
+``input`` and ``target`` must have the same shape (a ValueError names both). float16 and
+bfloat16 are computed in float32 and the loss is float32; integers are promoted.
+
+>>> import torch
+>>> from mse_adapters.torch import MSELoss
+>>> MSELoss(missing="nan")(torch.tensor([2.5, 0.0, 2.0]), torch.tensor([3.0, float("nan"), 2.0]))
+tensor(0.1250)
+
+Saving and loading. A module's ``state_dict`` holds what makes the loss what it is: its
+``weight`` and ``mask`` buffers, its matrix (float64 factor buffers, the ``precision``
+buffer, or the trainable ``scale_tril`` parameter) and, as ``_extra_state``, its spec with
+the names of the optional tensors (plain data: ``torch.load(weights_only=True)`` reads it).
+A module built with its class' defaults adds nothing to a ``state_dict`` (as ``torch.nn``'s
+losses), so checkpoints interchange with models that use ``torch.nn.MSELoss``; a state
+without ``_extra_state`` leaves the spec as built. ``load_state_dict`` restores a saved
+state into a module of the same class built with any arguments (tensors the module lacks
+are added, those the saved loss did not have removed; a ``scale_tril`` Parameter of the
+saved shape is copied into in place). Another penalty or finalizer is a ``RuntimeError``;
+``Loss`` loads any spec.
+
+>>> import io
+>>> buf = io.BytesIO()
+>>> torch.save(HuberLoss(delta=0.3, weight=torch.tensor([1.0, 2.0])).state_dict(), buf)
+>>> _ = buf.seek(0)
+>>> f = HuberLoss()
+>>> f.load_state_dict(torch.load(buf, weights_only=True))
+<All keys matched successfully>
+>>> f
+HuberLoss(LossSpec(penalty='huber', delta=0.3))
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .. import _core
+from .. import _messages as msg
+from .._core import ArgNames, Ops, Whitening
+from .._prepare import Fixed, batch_normalizer, check_input, fixed_mask, fixed_weight, prepare, split_params
+from .._presets import docstring, preset, row
+from .._spec import LossSpec
+from .._whiten import host_array, host_factor, pick_matrix, resolve_spec
+from . import _fast as _torch_fast
+
+__all__ = [
+    "Loss", "MSELoss", "MAELoss", "RMSELoss", "HuberLoss", "SmoothL1Loss", "LogCoshLoss", "ExpectileLoss",
+    "PseudoHuberLoss", "QuantileLoss", "NMSELoss", "R2Score", "GaussianNLLLoss", "MultivariateGaussianNLLLoss",
+    "mse_loss", "mae_loss", "rmse_loss", "huber_loss", "smooth_l1_loss", "log_cosh_loss", "expectile_loss",
+    "pseudo_huber_loss", "quantile_loss", "nmse_loss", "r2_score", "gaussian_nll_loss",
+    "multivariate_gaussian_nll_loss", "TorchOps",
+]
+
+NAMES = ArgNames(pred="input", target="target")
+Multioutput = str | Sequence[float]
+
+
+def _fake(x: Tensor) -> bool:
+    try:
+        from torch._subclasses.fake_tensor import is_fake
+    except ImportError:  # pragma: no cover - older torch
+        return False
+    return bool(is_fake(x))
+
+
+class TorchOps(Ops):
+    """The pipeline's primitives in torch."""
+
+    name = "torch"
+    framework = "torch"
+    accepts = "a torch.Tensor or an array-like"
+    #: A constant covariance is applied as a product with the float64-formed L^-1: faster
+    #: than a triangular solve on CPU (benchmarks/bench_whitening.py) and as accurate.
+    whiten_by = "inverse"
+
+    def asarray(self, x: Any, dtype: str | None = None, like: Any = None) -> Tensor:
+        if not isinstance(x, Tensor):
+            x = torch.as_tensor(x, device=None if like is None else like.device)
+        if dtype is not None and str(x.dtype)[6:] != dtype:
+            x = x.to(getattr(torch, dtype))
+        return x
+
+    def dtype(self, x: Any) -> str | None:
+        return str(x.dtype).removeprefix("torch.") if isinstance(x, Tensor) else None
+
+    def float_dtype(self, *xs: Tensor) -> str:
+        dt = xs[0].dtype
+        for x in xs[1:]:
+            dt = torch.promote_types(dt, x.dtype)
+        return self.dtype_name(dt if dt.is_floating_point else torch.get_default_dtype())
+
+    @staticmethod
+    def dtype_name(dt: torch.dtype) -> str:
+        return str(dt).removeprefix("torch.")
+
+    def constant(self, values: Any, like: Tensor) -> Tensor:
+        return torch.as_tensor(np.asarray(values), dtype=like.dtype, device=like.device)
+
+    def to_host(self, x: Any) -> np.ndarray:
+        if not isinstance(x, Tensor):
+            return np.asarray(x)
+        x = x.detach().cpu()
+        return (x.double() if x.dtype in (torch.float16, torch.bfloat16) else x).numpy()
+
+    def is_abstract(self, x: Any) -> bool:
+        if torch.compiler.is_compiling() or torch.jit.is_tracing() or torch._C._are_functorch_transforms_active():
+            return True
+        return isinstance(x, Tensor) and (x.device.type == "meta" or _fake(x))
+
+    def is_traced(self, x: Any) -> bool:
+        return isinstance(x, Tensor) and (x.requires_grad or self.is_abstract(x))
+
+    def where(self, cond: Tensor, x: Any, y: Any) -> Tensor:
+        return torch.where(cond, x, y)
+
+    def abs(self, x: Tensor) -> Tensor:
+        return torch.abs(x)  # its derivative is sgn(x): 0 at 0
+
+    def sign(self, x: Tensor) -> Tensor:
+        return torch.sign(x)
+
+    def sqrt(self, x: Tensor) -> Tensor:
+        return torch.sqrt(x)
+
+    def expm1(self, x: Tensor) -> Tensor:
+        return torch.expm1(x)
+
+    def log(self, x: Tensor) -> Tensor:
+        return torch.log(x)
+
+    def log1p(self, x: Tensor) -> Tensor:
+        return torch.log1p(x)
+
+    def clamp_min_nograd(self, x: Tensor, lo: float) -> Tensor:
+        x = x.clone()  # exactly torch.nn.GaussianNLLLoss: clamped in place, invisible to autograd
+        with torch.no_grad():
+            x.clamp_(min=lo)
+        return x
+
+    def shape(self, x: Tensor) -> tuple[int, ...]:
+        return tuple(x.shape)
+
+    def reshape(self, x: Tensor, shape: tuple[int, ...]) -> Tensor:
+        return torch.reshape(x, shape)
+
+    def broadcast_to(self, x: Tensor, shape: tuple[int, ...]) -> Tensor:
+        return torch.broadcast_to(x, shape)
+
+    def sum(self, x: Tensor, axis: tuple[int, ...] | None = None, dtype: str | None = None) -> Tensor:
+        dt = None if dtype is None else getattr(torch, dtype)
+        if axis is None:
+            return torch.sum(x, dtype=dt)
+        if not axis:
+            return x if dt is None else x.to(dt)
+        return torch.sum(x, dim=axis, dtype=dt)
+
+    def extrema(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        lo, hi = torch.aminmax(x.to(torch.uint8) if x.dtype == torch.bool else x)  # one pass, NaN-propagating
+        return lo, hi
+
+    def matvec(self, m: Tensor, x: Tensor) -> Tensor:
+        if m.ndim == 2:  # one matrix: a single GEMM over every sample
+            return x @ m.mT
+        return torch.matmul(m, x.unsqueeze(-1)).squeeze(-1)
+
+    def solve_tril(self, lower: Tensor, x: Tensor) -> Tensor:
+        if lower.ndim == 2 and x.ndim >= 2:  # z L^T = x row by row: one TRSM, no transposes
+            return torch.linalg.solve_triangular(lower.mT, x, upper=True, left=False)
+        return torch.linalg.solve_triangular(lower, x.unsqueeze(-1), upper=False).squeeze(-1)
+
+    def cholesky(self, m: Tensor) -> Tensor:
+        return torch.linalg.cholesky(m)
+
+    def check(self, build: Callable[..., Any], *inputs: Any) -> None:
+        # every condition from one host sync
+        if any(self.is_abstract(x) for x in inputs):
+            return
+        rules = build(*inputs)
+        if not rules:
+            return
+        oks = torch.stack([torch.as_tensor(c).all() for c, _, _ in rules]).tolist()
+        for ok, (_, text, kw) in zip(oks, rules):
+            if not ok:
+                raise ValueError(text.format(**{k: self._host_scalar(v) for k, v in kw.items()}))
+
+
+OPS = TorchOps()
+#: The version of a module's extra state (``get_extra_state``); bumped when it changes.
+_STATE_FORMAT = 1
+
+
+def _input(x: Any) -> Tensor:
+    """The prediction must be a tensor (array-likes are converted only for the others)."""
+    if not isinstance(x, Tensor):
+        check_input(OPS, NAMES.pred, x)
+        raise TypeError(msg.not_an_array(NAMES.pred, "a torch.Tensor", type(x).__name__))
+    return x
+
+
+# ---------------------------------------------------------------------------------------
+# Fast paths: chosen once per spec
+# ---------------------------------------------------------------------------------------
+
+_FAST_DTYPES = frozenset((torch.float32, torch.float64))
+#: Below this many elements the fused path's autograd.Function costs more (its fixed cost,
+#: some 50-100 µs a call on a 2-core CPU) than it saves, and the general pipeline runs: the
+#: measured crossover is 1e4 (masks) to 3e4 (weights) elements, forward and backward, eager.
+SQUARE_MIN_NUMEL = 1 << 14
+
+
+def _plain_path(spec: LossSpec) -> Callable[[Any, Any], Tensor] | None:
+    """``f(input, target)`` computing ``spec`` with no weights or masks by torch's fused
+    kernel, where the semantics are identical, or None."""
+    if spec != LossSpec(penalty=spec.penalty, delta=spec.delta, beta=spec.beta, tau=spec.tau,
+                        reduction=spec.reduction):
+        return None
+    kernel = _torch_fast.plain_kernel(spec.penalty, spec.delta, spec.beta, spec.reduction)
+    if kernel is None:
+        return None
+    averages = _torch_fast.REDUCTION_CODE[spec.reduction] == 1
+
+    def plain_loss(input: Any, target: Any) -> Tensor:
+        if not (isinstance(input, Tensor) and isinstance(target, Tensor)
+                and input.dtype == target.dtype and input.dtype in _FAST_DTYPES):
+            p = prepare(OPS, spec, _input(input), target, names=NAMES)
+            input, target = p.pred, p.target
+        if input.shape != target.shape:
+            raise ValueError(msg.same_shape(NAMES.pred, NAMES.target, tuple(input.shape), tuple(target.shape)))
+        if averages and input.numel() == 0:  # 0, not NaN, with a zero gradient
+            return (input.sum() + target.sum()) * 0.0
+        return kernel(input, target)
+
+    return plain_loss
+
+
+def _transforming() -> bool:
+    """Under TorchScript tracing or a torch.func transform the general pipeline runs (plain
+    tensor operations, which those trace); torch.compile traces the fused path."""
+    if torch.compiler.is_compiling():
+        return False
+    return bool(torch.jit.is_tracing() or torch._C._are_functorch_transforms_active())
+
+
+def _fused_path(spec: LossSpec) -> bool:
+    """Whether :class:`~mse_adapters.torch._fast.FusedLoss` computes ``spec``: an elementwise
+    penalty with any weight, sample weight, mask and missing targets, any reduction, the
+    identity or the square root (no transform, per-sample stage, unit norm or other
+    finalizer)."""
+    return (spec.penalty in _torch_fast.KERNELS and spec.transform is None and not spec.unit_norm
+            and not spec.per_sample and spec.finalize in ("identity", "sqrt")
+            and (spec.multioutput == "pooled" or spec.reduction == "per_output"))
+
+
+def _plan(spec: LossSpec, weighted: bool, masked: bool) -> _torch_fast.Plan:
+    r = spec.reduction
+    kind = {"none": "none", "per_sample": "per_sample", "per_output": "per_output"}.get(r, "sum")
+    if r in ("none", "sum"):
+        norm = None
+    elif r == "sum_over_batch_size" or not weighted:
+        norm = "valid" if masked else "count"
+    else:
+        norm = "weights"
+    return _torch_fast.Plan(kind, norm, spec.finalize == "sqrt")
+
+
+class _FastPaths:
+    """The fast paths that apply to one spec, chosen once."""
+
+    __slots__ = ("spec", "plain", "fused")
+
+    def __init__(self, spec: LossSpec) -> None:
+        self.spec = spec
+        self.plain = _plain_path(spec)
+        self.fused = _fused_path(spec)
+
+
+def _general_of(spec: LossSpec, params: Any, normalizer: Tensor | None = None) -> Callable[..., Tensor]:
+    """The general pipeline on the fused path's arguments (its double backward)."""
+    general_spec = spec.replace(missing=None)
+
+    def general(input: Tensor, target: Tensor, weight: Tensor | None, valid: Tensor | None) -> Tensor:
+        return _core.evaluate(OPS, _core.Prepared(general_spec, input, target, weight, None, valid, None, None,
+                                                  tuple(input.shape), NAMES, dict(params), normalizer))
+
+    return general
+
+
+_FAST_PATHS: dict[LossSpec, _FastPaths] = {}
+
+
+def _fast_paths(spec: LossSpec) -> _FastPaths:
+    """The fast paths of ``spec``, chosen once (a plain dict: torch.compile traces a lookup)."""
+    fast = _FAST_PATHS.get(spec)
+    if fast is None:
+        if len(_FAST_PATHS) > 512:
+            _FAST_PATHS.clear()
+        fast = _FAST_PATHS[spec] = _FastPaths(spec)
+    return fast
+
+
+def _dispatch(fast: _FastPaths, input: Any, target: Any, weight: Any, sample_weight: Any, mask: Any,
+              check_values: bool, fixed: Fixed | None = None, params: dict[str, Any] | None = None,
+              normalizer: Any = None, process_group: Any = None) -> Tensor:
+    """``spec`` on the arguments by the fastest path that has its semantics."""
+    spec = fast.spec
+    if (fast.plain is not None and weight is None and sample_weight is None and mask is None and fixed is None
+            and not params and normalizer is None and process_group is None):
+        return fast.plain(input, target)
+    small = (isinstance(input, Tensor) and input.numel() < SQUARE_MIN_NUMEL
+             and not torch.compiler.is_compiling())  # compiled, it is traced once: no fixed cost
+    if not fast.fused or small or _transforming() or process_group is not None:
+        return loss(spec, input, target, weight=weight, sample_weight=sample_weight, mask=mask,
+                    check_values=check_values, params=params, _fixed=fixed, normalizer=normalizer,
+                    process_group=process_group)
+    prep = prepare(OPS, spec, _input(input), target, weight=weight, sample_weight=sample_weight, mask=mask,
+                   fixed=fixed, params=params, names=NAMES, check_values=check_values, normalizer=normalizer)
+    w, valid = _core.element_weight(OPS, prep), _core.validity(OPS, prep)
+    if prep.params and any(t.requires_grad for t in prep.params.values()):
+        return _core.evaluate(OPS, prep)  # differentiated with respect to a parameter: autograd
+    if prep.pred.dtype not in _FAST_DTYPES or (prep.normalizer is not None and prep.normalizer.requires_grad):
+        return _core.evaluate(OPS, prep)
+    pv = _core.params_of(prep)
+    kern = _torch_fast.kernel(spec.penalty, pv, OPS, bool(prep.params))
+    table = _torch_fast.Kernel(spec.penalty, pv, OPS)
+    return _torch_fast.fused_loss(prep.pred, prep.target, w, valid, kern, table,
+                                  _plan(spec, w is not None, valid is not None),
+                                  _general_of(spec, prep.params, prep.normalizer), prep.normalizer)
+
+
+def loss(spec: LossSpec, input: Tensor, target: Tensor, *, weight: Any = None, sample_weight: Any = None,
+         mask: Any = None, check_values: bool = True, covariance: Any = None, scale_tril: Any = None,
+         precision: Any = None, var: Any = None, params: dict[str, Any] | None = None,
+         normalizer: Any = None, process_group: Any = None, _fixed: Fixed | None = None) -> Tensor:
+    """Evaluate any spec on torch tensors by the general pipeline (no fast path).
+
+    ``covariance``, ``scale_tril`` or ``precision`` (one of them; it sets the spec's
+    ``transform``): a constant one is validated and factored on the host in float64 (cached
+    by content; build a :class:`Loss` to hold it); one that requires grad is used in the
+    compute dtype, so that its gradient flows. ``var``: the Gaussian NLL's variance.
+    ``params``: penalty parameters as tensors (``{"tau": t}``), in place of the spec's floats.
+    ``normalizer``: the denominator to divide by instead of the batch's own; ``process_group``:
+    reduce across its ranks (docs/design.md, "Scale-out")."""
+    prep = prepare(OPS, spec, _input(input), target, weight=weight, sample_weight=sample_weight, mask=mask,
+                   var=var, covariance=covariance, scale_tril=scale_tril, precision=precision, fixed=_fixed,
+                   params=params, names=NAMES, check_values=check_values, normalizer=normalizer,
+                   allreduce=_allreduce_of(process_group))
+    return _core.evaluate(OPS, prep)
+
+
+# ---------------------------------------------------------------------------------------
+# Data parallelism (docs/design.md, "Scale-out")
+# ---------------------------------------------------------------------------------------
+
+
+def _check_group(group: Any) -> Any:
+    """``group`` (a ``torch.distributed`` ProcessGroup) when one is initialised, else a
+    ValueError naming ``process_group``."""
+    if group is None:
+        return None
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        raise ValueError(msg.no_process_group("this torch build has no torch.distributed"))
+    if not dist.is_initialized():
+        raise ValueError(msg.no_process_group("none is initialised in this process"))
+    if not isinstance(group, dist.ProcessGroup):
+        raise ValueError(msg.no_process_group(f"got a {type(group).__name__}, not a ProcessGroup "
+                                              "(e.g. torch.distributed.group.WORLD)"))
+    return group
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """The sums of tensors across a group's ranks, in one collective (packed). Its backward is
+    the cotangent times the group's size, with no communication: the loss built from the
+    sums is the same on every rank, so every rank's cotangent is the same, and the exact
+    backward (the sum of the ranks' cotangents) is that. DDP and FSDP then average the
+    ranks' gradients, which gives the single-process gradient of the global batch."""
+
+    @staticmethod
+    def forward(ctx: Any, group: Any, *xs: Tensor) -> tuple[Tensor, ...]:  # type: ignore[override]
+        import torch.distributed as dist
+
+        dt = xs[0].dtype
+        flat = torch.cat([x.detach().reshape(-1).to(dt) for x in xs])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM, group=group)
+        ctx.world = float(dist.get_world_size(group))
+        ctx.dtypes = [x.dtype for x in xs]
+        out, i = [], 0
+        for x in xs:
+            n = x.numel()
+            out.append(flat[i:i + n].reshape(x.shape).to(x.dtype))
+            i += n
+        return tuple(out)
+
+    @staticmethod
+    def backward(ctx: Any, *grads: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        return (None, *(None if g is None else g * ctx.world for g in grads))
+
+
+def _allreduce_of(group: Any) -> Callable[[tuple[Tensor, ...]], tuple[Tensor, ...]] | None:
+    if group is None:
+        return None
+    _check_group(group)
+
+    def allreduce(xs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        return _AllReduceSum.apply(group, *xs)  # type: ignore[no-any-return]
+
+    return allreduce
+
+
+def _normalizer_sum(group: Any, n: Tensor) -> Tensor:
+    """A normaliser summed over a group's ranks (no gradient flows through it)."""
+    if group is None:
+        return n
+    import torch.distributed as dist
+
+    n = n.detach().clone()
+    dist.all_reduce(n, op=dist.ReduceOp.SUM, group=group)
+    return n
+
+
+# ---------------------------------------------------------------------------------------
+# A module's matrix
+# ---------------------------------------------------------------------------------------
+
+#: The buffers that hold a constant matrix, by how it is applied (``_Matrix.kind``).
+_FACTOR_BUFFERS: dict[str | None, tuple[str, ...]] = {
+    None: (), "inverse": ("inv_scale_tril", "log_scale_diag"), "solve": ("scale_tril", "log_scale_diag"),
+    "precision": ("precision",), "trainable": (),
+}
+_MATRIX_NAMES = (None, "covariance", "scale_tril", "precision")
+
+
+class _Matrix:
+    """A module's matrix: which argument it came from, how it is held (``kind``: None,
+    ``"inverse"``/``"solve"``/``"precision"`` buffers, or ``"trainable"``), a trainable
+    tensor that is not a Parameter, and the buffers' casts (a cache, not state)."""
+
+    __slots__ = ("module", "kind", "name", "tensor", "cache")
+
+    def __init__(self, module: Loss) -> None:
+        self.module = module
+        self.kind: str | None = None
+        self.name: str | None = None
+        self.tensor: Tensor | None = None
+        self.cache: tuple[Any, tuple[Tensor, Tensor]] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__ if k != "cache"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
+        self.cache = None
+
+    def trainable(self) -> Tensor:
+        t = self.tensor if self.tensor is not None else self.module._parameters["scale_tril"]
+        assert t is not None
+        return t
+
+    def cast_pair(self, buffer: str, like: Tensor) -> tuple[Tensor, Tensor]:
+        """A constant buffer in ``like``'s dtype and device and its contiguous transpose, cast
+        once and cached (the cache follows the buffer: moving or loading it invalidates it)."""
+        buf = self.module._buffers[buffer]
+        assert buf is not None
+        if torch.compiler.is_compiling() or torch.compiler.is_exporting() or OPS.is_abstract(like):
+            t = buf.to(like.device, like.dtype)  # traced: the cast is part of the graph
+            return t, t.mT
+        key = (buffer, like.dtype, like.device, buf.data_ptr(), buf._version)
+        if self.cache is not None and self.cache[0] == key:
+            return self.cache[1]
+        t = buf.to(like.device, like.dtype)
+        pair = (t, t.mT.contiguous())
+        self.cache = (key, pair)
+        return pair
+
+    def whitening(self, ops: Ops, like: Tensor) -> Whitening:
+        """The transform for the pipeline (the :class:`~mse_adapters._prepare.Fixed` protocol)."""
+        kind, name = self.kind, self.name or "covariance"
+        buffers = self.module._buffers
+        if kind == "trainable":
+            return Whitening("solve", self.trainable().to(like.dtype), None, name)
+        if kind == "precision":
+            p = buffers["precision"]
+            assert p is not None
+            return Whitening("precision", p.to(like.device, like.dtype), None, name)
+        log_diag = buffers["log_scale_diag"]
+        assert log_diag is not None and kind is not None
+        matrix = self.cast_pair("inv_scale_tril" if kind == "inverse" else "scale_tril", like)[0]
+        return Whitening(kind, matrix, log_diag.to(like.device, like.dtype), name)
+
+
+# ---------------------------------------------------------------------------------------
+# The module
+# ---------------------------------------------------------------------------------------
+
+
+class Loss(nn.Module):
+    """A loss compiled from a :class:`~mse_adapters.LossSpec` (the options are those of the
+    module documentation).
+
+    >>> import torch
+    >>> from mse_adapters import LossSpec
+    >>> Loss(LossSpec(penalty="abs", reduction="sum"))(torch.tensor([1.0, 2.0]), torch.tensor([1.5, 0.0]))
+    tensor(2.5000)
+    """
+
+    weight: Tensor | None
+    mask: Tensor | None
+    _matrix: _Matrix
+    _param_names: tuple[str, ...]
+    #: The spec fields that make a class the loss it is: a state whose spec differs in one
+    #: of them is an error to load (``Loss`` itself loads any spec).
+    _identity_fields: tuple[str, ...] = ()
+
+    def __init__(self, spec: LossSpec, *, weight: Tensor | None = None, mask: Tensor | None = None,
+                 check_values: bool = True, covariance: Any = None, scale_tril: Any = None,
+                 precision: Any = None, params: dict[str, Any] | None = None, process_group: Any = None) -> None:
+        super().__init__()
+        if not isinstance(spec, LossSpec):
+            raise TypeError(f"spec must be a LossSpec, got {type(spec).__name__}")
+        self.check_values = bool(check_values)
+        #: A ``torch.distributed`` ProcessGroup: the loss is reduced across its ranks
+        #: (docs/design.md, "Scale-out"); not part of the state.
+        self.process_group = _check_group(process_group)
+        self.__dict__["_matrix"] = _Matrix(self)
+        spec = self._setup_matrix(spec, covariance, scale_tril, precision)
+        self.register_buffer("weight", fixed_weight(OPS, NAMES.weight, weight, self.check_values))
+        self.register_buffer("mask", fixed_mask(OPS, NAMES.mask, mask, self.check_values))
+        #: Penalty parameters held as tensors: an ``nn.Parameter`` is learned, another tensor
+        #: is a buffer (checked at every call, as the call's arrays are).
+        self.__dict__["_param_names"] = ()
+        for name, value in (params or {}).items():
+            if isinstance(value, nn.Parameter):
+                self.register_parameter(name, value)
+            else:
+                self.register_buffer(name, torch.as_tensor(value))
+            self.__dict__["_param_names"] = (*self._param_names, name)
+        self._set_spec(spec)
+
+    def _setup_matrix(self, spec: LossSpec, covariance: Any, scale_tril: Any, precision: Any) -> LossSpec:
+        """Validate and factor the module's matrix once, on the host in float64, and register
+        it (float64 buffers, or the trainable ``scale_tril``)."""
+        name, m = pick_matrix(covariance, scale_tril, precision)
+        spec = resolve_spec(spec, name)
+        st = self._matrix
+        st.name = name
+        if name is None:
+            return spec
+        trainable = isinstance(m, Tensor) and (m.requires_grad or isinstance(m, nn.Parameter))
+        if trainable and name != "scale_tril":
+            raise ValueError(msg.TRAINABLE_MATRIX.format(name=name, alternative=", or use the functional form"))
+        f = host_factor(name, *host_array(OPS, name, m), inverse=OPS.whiten_by == "inverse")
+        if trainable:
+            if isinstance(m, nn.Parameter):
+                self.register_parameter("scale_tril", m)
+            else:  # a tensor that requires grad: kept, so that its gradient flows to it
+                st.tensor = m
+            st.kind = "trainable"
+        elif name == "precision":
+            self.register_buffer("precision", torch.as_tensor(f.precision))
+            st.kind = "precision"
+        else:
+            if OPS.whiten_by == "inverse":
+                self.register_buffer("inv_scale_tril", torch.as_tensor(f.inv_scale_tril))
+            else:
+                self.register_buffer("scale_tril", torch.as_tensor(f.scale_tril))
+            self.register_buffer("log_scale_diag", torch.as_tensor(f.log_diag))
+            st.kind = OPS.whiten_by
+        return spec
+
+    def _set_spec(self, spec: LossSpec) -> None:
+        self.spec = spec
+        self._fast = _fast_paths(spec)
+        st = self._matrix
+        factor = None if st.kind in (None, "precision") else (
+            st.trainable() if st.kind == "trainable" else self._buffers[_FACTOR_BUFFERS[st.kind][0]])
+        self._gls = (factor is not None and factor.ndim == 2 and spec.transform == "whiten"
+                     and spec == LossSpec(penalty="square", reduction=spec.reduction, transform="whiten")
+                     and spec.reduction in ("none", "sum", "mean", "sum_over_batch_size"))
+
+    @property
+    def reduction(self) -> str:
+        return self.spec.reduction
+
+    @reduction.setter
+    def reduction(self, value: str) -> None:  # as torch.nn allows: loss_fn.reduction = "sum"
+        self._set_spec(self.spec.replace(reduction=value))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_fast", None)  # closures; rebuilt from the spec
+        state["process_group"] = None  # a live communicator does not pickle
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._matrix.module = self
+        self._fast = _fast_paths(self.spec)
+
+    def _penalty_params(self) -> dict[str, Tensor]:
+        return {n: getattr(self, n) for n in self._param_names}
+
+    def _fixed(self) -> Fixed | None:
+        buffers = self._buffers
+        if buffers["weight"] is None and buffers["mask"] is None and self._matrix.kind is None \
+                and not self._param_names:
+            return None
+        return Fixed(buffers["weight"], buffers["mask"], self._matrix if self._matrix.kind else None,
+                     self._penalty_params())
+
+    # -- evaluation ----------------------------------------------------------------------
+    def forward(self, input: Tensor, target: Tensor, *, weight: Tensor | None = None,
+                sample_weight: Tensor | None = None, mask: Tensor | None = None, var: Any = None,
+                normalizer: Tensor | None = None) -> Tensor:
+        """The loss. ``normalizer``: the denominator to divide by instead of the batch's own
+        (the window's, :meth:`normalizer` summed over its micro-batches): the micro-batch
+        losses then add up to the window's, value and gradient. With a ``process_group`` the
+        loss is the global batch's on every rank, scaled so that DDP's (or FSDP's) averaging
+        of the ranks' gradients gives the single-process gradient."""
+        fixed = self._fixed()
+        group = self.process_group
+        if normalizer is not None or group is not None:
+            if var is not None or self.spec.transform is not None or self.spec.penalty == "gaussian_nll":
+                return loss(self.spec, input, target, weight=weight, sample_weight=sample_weight, mask=mask,
+                            var=var, check_values=self.check_values, _fixed=fixed, normalizer=normalizer,
+                            process_group=group)
+            return _dispatch(self._fast, input, target, weight, sample_weight, mask, self.check_values, fixed,
+                             normalizer=normalizer, process_group=group)
+        if var is None and weight is None and sample_weight is None and mask is None:
+            if fixed is None and self._fast.plain is not None:
+                return self._fast.plain(input, target)
+            if self._gls and self._buffers["weight"] is None and self._buffers["mask"] is None:
+                out = self._gls_forward(input, target)
+                if out is not None:
+                    return out
+        if var is not None or self.spec.transform is not None or self.spec.penalty == "gaussian_nll":
+            return loss(self.spec, input, target, weight=weight, sample_weight=sample_weight, mask=mask, var=var,
+                        check_values=self.check_values, _fixed=fixed)
+        return _dispatch(self._fast, input, target, weight, sample_weight, mask, self.check_values, fixed)
+
+    def normalizer(self, target: Tensor, *, weight: Tensor | None = None, sample_weight: Tensor | None = None,
+                   mask: Tensor | None = None) -> Tensor:
+        """The batch's normaliser: what the reduction divides the batch's sum by (sum(w m) for
+        ``mean``, the valid units for ``sum_over_batch_size``, one per output for the
+        per-output reductions), from the targets, weights and masks (the module's combined
+        with these). Summed over the ranks of the module's ``process_group``, when it has one.
+        Sum it over an accumulation window and pass it to each micro-batch's call as
+        ``normalizer=``."""
+        n = batch_normalizer(OPS, self.spec, target, weight=weight, sample_weight=sample_weight, mask=mask,
+                             fixed=self._fixed(), names=NAMES, check_values=self.check_values)
+        return _normalizer_sum(self.process_group, n.detach())
+
+    def _gls_forward(self, input: Any, target: Any) -> Tensor | None:
+        """The whitened MSE with one (d, d) factor and nothing else: one GEMM (or TRSM) and
+        the reduction; None where it does not apply (the general path raises the errors)."""
+        if not (isinstance(input, Tensor) and isinstance(target, Tensor) and input.dtype == target.dtype
+                and input.dtype in _FAST_DTYPES and input.shape == target.shape and input.ndim >= 1) \
+                or torch.compiler.is_compiling():
+            return None
+        st = self._matrix
+        if st.kind == "inverse":
+            m, m_t = st.cast_pair("inv_scale_tril", input)
+            return _torch_fast.whitened_square(input - target, m, m_t, None, self.spec.reduction)
+        lower = st.trainable().to(input.dtype) if st.kind == "trainable" else st.cast_pair("scale_tril", input)[0]
+        return _torch_fast.whitened_square(input - target, None, None, lower, self.spec.reduction)
+
+    def extra_repr(self) -> str:
+        return repr(self.spec)
+
+    # -- state_dict: the spec and the optional tensors travel with the state --------------
+    def _default_spec(self) -> LossSpec | None:
+        """The spec of the class built with its defaults (None: no such thing)."""
+        return None
+
+    def _save_to_state_dict(self, destination: Any, prefix: str, keep_vars: bool) -> None:
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if self.spec == self._default_spec() and self._fixed() is None:
+            destination.pop(prefix + "_extra_state", None)  # as torch.nn's losses: nothing
+
+    def get_extra_state(self) -> dict[str, Any]:
+        """The spec (``LossSpec.to_dict()``) and which optional tensors the module holds:
+        plain dicts, strings, numbers and tensors, safe for ``torch.load(weights_only=True)``."""
+        st = self._matrix
+        out = {"format": _STATE_FORMAT, "spec": self.spec.to_dict(),
+               "weight": self._buffers["weight"] is not None, "mask": self._buffers["mask"] is not None,
+               "matrix": st.name, "factor": st.kind,
+               "params": {n: "parameter" if n in self._parameters else "buffer" for n in self._param_names}}
+        if st.tensor is not None:
+            out["scale_tril_tensor"] = st.tensor.detach()
+        return out
+
+    def _saved_spec(self, extra: Any) -> LossSpec:
+        """The spec of a saved extra state, checked against this class (ValueError)."""
+        cls = type(self).__name__
+        if not isinstance(extra, dict) or not isinstance(extra.get("spec"), dict):
+            raise ValueError(f"{cls}: the saved extra state is not one of mse_adapters' (a dict with a 'spec'), "
+                             f"got {type(extra).__name__}")
+        fmt = extra.get("format")
+        if fmt != _STATE_FORMAT:
+            raise ValueError(f"{cls}: saved state format {fmt!r}; this version of mse_adapters reads format "
+                             f"{_STATE_FORMAT}")
+        spec = LossSpec.from_dict(extra["spec"])
+        diff = [f for f in self._identity_fields if getattr(spec, f) != getattr(self.spec, f)]
+        if diff:
+            have = ", ".join(f"{f}={getattr(self.spec, f)!r}" for f in diff)
+            raise ValueError(f"cannot load the state of {spec!r} into {cls}, which has {have}: build the class "
+                             "that saved it, or a mse_adapters.torch.Loss (which loads any spec)")
+        name, kind = extra.get("matrix"), extra.get("factor")
+        if name not in _MATRIX_NAMES or kind not in _FACTOR_BUFFERS:
+            raise ValueError(f"unknown matrix {name!r} / factor {kind!r} in the saved state of {cls}")
+        if (name is None) != (spec.transform is None) or (name is None) != (kind is None):
+            raise ValueError(f"the saved state's matrix ({name!r}, {kind!r}) does not match its spec's "
+                             f"transform={spec.transform!r}")
+        t = extra.get("scale_tril_tensor")
+        if t is not None and not (kind == "trainable" and isinstance(t, Tensor)):
+            raise ValueError(f"a scale_tril_tensor in the saved state of {cls} with factor {kind!r}")
+        return spec
+
+    def set_extra_state(self, state: Any) -> None:
+        """Restore the spec (``load_state_dict`` has already given the module the saved
+        tensors' slots; called alone, the saved state must have the module's slots)."""
+        spec = self._saved_spec(state)
+        st = self._matrix
+        if (state.get("matrix"), state.get("factor")) != (st.name, st.kind) or any(
+                bool(state.get(k)) != (self._buffers[k] is not None) for k in ("weight", "mask")) or \
+                tuple(state.get("params", {})) != self._param_names:
+            raise ValueError(f"{type(self).__name__}.set_extra_state: the saved state has other tensors than "
+                             "this module; restore it with load_state_dict")
+        self._set_spec(spec)
+
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, local_metadata: Any, strict: bool,
+                              missing_keys: list[str], unexpected_keys: list[str], error_msgs: list[str]) -> None:
+        key = prefix + "_extra_state"
+        if key not in state_dict:
+            # a state without ours (a default module's, or torch.nn's: empty): the spec as built
+            super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                          unexpected_keys, error_msgs)
+            if key in missing_keys:
+                missing_keys.remove(key)
+            return
+        extra = state_dict[key]
+        try:
+            spec = self._saved_spec(extra)
+        except ValueError as e:
+            error_msgs.append(f"{prefix.rstrip('.') or 'the loss'}: {e}")
+            return
+        tensors = [t for t in (*self._parameters.values(), *self._buffers.values()) if t is not None]
+
+        def place(current: Tensor | None) -> torch.device | None:
+            t = current if current is not None else (tensors[0] if tensors else None)
+            return None if t is None else t.device
+
+        for name in ("weight", "mask"):
+            saved, cur = state_dict.get(prefix + name), self._buffers[name]
+            if not extra.get(name):
+                self._buffers[name] = None
+            elif isinstance(saved, Tensor) and (cur is None or cur.shape != saved.shape or cur.dtype != saved.dtype):
+                self._buffers[name] = torch.empty_like(saved, device=place(cur))
+        self._load_params(extra.get("params", {}), state_dict, prefix, place)
+        self._load_matrix(extra, state_dict, prefix, place)
+        self._set_spec(spec)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+
+    def _load_params(self, saved: dict[str, str], state_dict: Any, prefix: str, place: Any) -> None:
+        """The penalty-parameter slots of a saved state (a Parameter of the same shape is kept,
+        so that an optimizer holding it keeps training it)."""
+        for name in self._param_names:
+            if name not in saved:
+                self._parameters.pop(name, None)
+                self._buffers.pop(name, None)
+        for name, kind in saved.items():
+            t = state_dict.get(prefix + name)
+            cur = self._parameters.get(name, self._buffers.get(name))
+            if not isinstance(t, Tensor) or (cur is not None and cur.shape == t.shape and cur.dtype == t.dtype
+                                             and (kind == "parameter") == (name in self._parameters)):
+                continue
+            self._parameters.pop(name, None)
+            self._buffers.pop(name, None)
+            if kind == "parameter":
+                self.register_parameter(name, nn.Parameter(torch.empty_like(t, device=place(cur))))
+            else:
+                self.register_buffer(name, torch.empty_like(t, device=place(cur)))
+        self.__dict__["_param_names"] = tuple(saved)
+
+    def _load_matrix(self, extra: dict[str, Any], state_dict: Any, prefix: str, place: Any) -> None:
+        """Give the module the matrix slots of a saved state before torch copies the tensors
+        into them: stale buffers (or the trainable parameter) are removed, absent ones are
+        registered with the saved shape and dtype; a trainable ``scale_tril`` Parameter of the
+        same shape is kept (copied into in place: an optimizer holding it keeps training it)."""
+        name, kind = extra.get("matrix"), extra.get("factor")
+        keep = _FACTOR_BUFFERS[kind]
+        for b in ("inv_scale_tril", "log_scale_diag", "precision", "scale_tril"):
+            if b in self._buffers and b not in keep:
+                del self._buffers[b]
+        tensor = extra.get("scale_tril_tensor")
+        param = kind == "trainable" and tensor is None
+        if not param and "scale_tril" in self._parameters:
+            del self._parameters["scale_tril"]
+        for b in keep:
+            t = state_dict.get(prefix + b)
+            if isinstance(t, Tensor):
+                cur = self._buffers.get(b)
+                if cur is None or cur.shape != t.shape or cur.dtype != t.dtype:
+                    self.register_buffer(b, torch.empty_like(t, device=place(cur)))
+        if param:
+            t = state_dict.get(prefix + "scale_tril")
+            if isinstance(t, Tensor) and self._parameters.get("scale_tril") is None:
+                self.register_parameter("scale_tril", nn.Parameter(torch.empty_like(t, device=place(None))))
+        st = self._matrix
+        if tensor is not None:
+            if st.tensor is not None and st.tensor.shape == tensor.shape:
+                with torch.no_grad():
+                    st.tensor.copy_(tensor)
+            else:
+                st.tensor = tensor.detach().clone().to(place(st.tensor)).requires_grad_(True)
+        else:
+            st.tensor = None
+        st.name, st.kind, st.cache = name, kind, None
+
+
+def compile(spec: LossSpec, *, weight: Tensor | None = None, mask: Tensor | None = None,  # noqa: A001
+            check_values: bool = True, covariance: Any = None, scale_tril: Any = None,
+            precision: Any = None, process_group: Any = None) -> Loss:
+    """Compile a spec into an ``nn.Module`` (a :class:`Loss`)."""
+    return Loss(spec, weight=weight, mask=mask, check_values=check_values, covariance=covariance,
+                scale_tril=scale_tril, precision=precision, process_group=process_group)
+
+
+# ---------------------------------------------------------------------------------------
+# The presets: bindings of the preset table's rows
+# ---------------------------------------------------------------------------------------
+
+_OPTIONS = ("Options every loss shares (``weight``, ``mask``, ``missing``, ``reduction``, ``check_values``, "
+            "the matrices; ``sample_weight`` at call time): see :mod:`mse_adapters.torch`.")
+#: The module's own arguments (the rest of a binding's are spec fields).
+_MODULE_ARGS = ("weight", "mask", "check_values", "covariance", "scale_tril", "precision", "process_group")
+
+
+class _Preset(Loss):
+    """A named loss: a binding of one row of the preset table."""
+
+    _preset = ""
+    _identity_fields: tuple[str, ...] = ("penalty", "finalize")
+
+    def __init_subclass__(cls, preset: str = "", **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if preset:
+            cls._preset = preset
+            cls.__doc__ = docstring(preset, "torch", _OPTIONS)
+
+    def _bind(self, args: dict[str, Any]) -> None:
+        """``__init__``'s arguments (its ``locals()``): spec fields (a tensor penalty parameter:
+        held by the module) and the module's own."""
+        fields, params = split_params({k: v for k, v in args.items()
+                                       if k not in _MODULE_ARGS and not k.startswith("__") and k != "self"})
+        if not isinstance(fields.get("multioutput", ""), str):
+            fields["multioutput"] = tuple(float(v) for v in fields["multioutput"])
+        Loss.__init__(self, self._spec_of(fields), params=params,
+                      **{k: args[k] for k in _MODULE_ARGS if k in args})
+
+    def _spec_of(self, fields: dict[str, Any]) -> LossSpec:
+        return preset(self._preset, **fields)
+
+    def _default_spec(self) -> LossSpec | None:
+        defaults = {k: p.default for k, p in inspect.signature(type(self).__init__).parameters.items()
+                    if k not in _MODULE_ARGS and k != "self" and p.default is not inspect.Parameter.empty}
+        try:
+            return self._spec_of(dict(defaults))
+        except ValueError:  # pragma: no cover - a class without a default spec
+            return None
+
+
+def _functional(cls: type[_Preset]) -> Callable[..., Tensor]:
+    """The functional form of a preset class: ``f(input, target, *, <its arguments>,
+    sample_weight=None)``, by the same fast paths."""
+    init = inspect.signature(cls.__init__)
+    keep = [p for k, p in init.parameters.items()
+            if k not in ("self", "covariance", "scale_tril", "precision", "process_group")]
+    params = [inspect.Parameter("input", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="Tensor"),
+              inspect.Parameter("target", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="Tensor"),
+              *(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in keep if p.name != "check_values"),
+              inspect.Parameter("sample_weight", inspect.Parameter.KEYWORD_ONLY, default=None),
+              inspect.Parameter("check_values", inspect.Parameter.KEYWORD_ONLY, default=True),
+              inspect.Parameter("normalizer", inspect.Parameter.KEYWORD_ONLY, default=None),
+              inspect.Parameter("process_group", inspect.Parameter.KEYWORD_ONLY, default=None)]
+    sig = inspect.Signature(params, return_annotation="Tensor")
+    name = cls._preset
+    fixed_args = ("input", "target", "weight", "sample_weight", "mask", "check_values", "normalizer", "process_group")
+
+    def fn(*args: Any, **kwargs: Any) -> Tensor:
+        bound = sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        a = bound.arguments
+        fields, params = split_params({k: v for k, v in a.items() if k not in fixed_args})
+        if not isinstance(fields.get("multioutput", ""), str):
+            fields["multioutput"] = tuple(float(v) for v in fields["multioutput"])
+        return _dispatch(_fast_paths(preset(name, **fields)), a["input"], a["target"], a["weight"],
+                         a["sample_weight"], a["mask"], a["check_values"], params=params, normalizer=a["normalizer"],
+                         process_group=_check_group(a["process_group"]))
+
+    fn.__signature__ = sig  # type: ignore[attr-defined]
+    fn.__name__ = fn.__qualname__ = row(name).torch_fn
+    fn.__doc__ = (f"Functional :class:`{cls.__name__}` (same arguments, and ``sample_weight``, ``normalizer``, "
+                  "``process_group``).")
+    fn.__module__ = __name__
+    return fn
+
+
+class MSELoss(_Preset, preset="mse"):
+    def __init__(self, reduction: str = "mean", *, missing: str | None = None, weight: Tensor | None = None,
+                 mask: Tensor | None = None, check_values: bool = True, covariance: Any = None,
+                 scale_tril: Any = None, precision: Any = None, unit_norm: float = 0.0,
+                 process_group: Any = None) -> None:
+        self._bind(locals())
+
+
+class MAELoss(_Preset, preset="mae"):
+    def __init__(self, reduction: str = "mean", *, missing: str | None = None, weight: Tensor | None = None,
+                 mask: Tensor | None = None, check_values: bool = True, covariance: Any = None,
+                 scale_tril: Any = None, precision: Any = None, process_group: Any = None) -> None:
+        self._bind(locals())
+
+
+class RMSELoss(_Preset, preset="rmse"):
+    def __init__(self, reduction: str = "mean", *, multioutput: Multioutput = "pooled", missing: str | None = None,
+                 weight: Tensor | None = None, mask: Tensor | None = None, check_values: bool = True,
+                 covariance: Any = None, scale_tril: Any = None, precision: Any = None,
+                 process_group: Any = None) -> None:
+        self._bind(locals())
+
+
+class HuberLoss(_Preset, preset="huber"):
+    def __init__(self, reduction: str = "mean", delta: float = 1.0, *, missing: str | None = None,
+                 weight: Tensor | None = None, mask: Tensor | None = None, check_values: bool = True,
+                 covariance: Any = None, scale_tril: Any = None, precision: Any = None,
+                 process_group: Any = None) -> None:
+        self._bind(locals())
+
+
+class SmoothL1Loss(_Preset, preset="smooth_l1"):
+    def __init__(self, reduction: str = "mean", beta: float = 1.0, *, missing: str | None = None,
+                 weight: Tensor | None = None, mask: Tensor | None = None, check_values: bool = True,
+                 covariance: Any = None, scale_tril: Any = None, precision: Any = None,
+                 process_group: Any = None) -> None:
+        self._bind(locals())
+
+
+class LogCoshLoss(_Preset, preset="log_cosh"):
+    def __init__(self, reduction: str = "mean", *, missing: str | None = None, weight: Tensor | None = None,
+                 mask: Tensor | None = None, check_values: bool = True, covariance: Any = None,
+                 scale_tril: Any = None, precision: Any = None, process_group: Any = None) -> None:
+        self._bind(locals())
+
+
+class ExpectileLoss(_Preset, preset="expectile"):
+    def __init__(self, reduction: str = "mean", tau: float = 0.5, *, missing: str | None = None,
+                 weight: Tensor | None = None, mask: Tensor | None = None, check_values: bool = True,
+                 covariance: Any = None, scale_tril: Any = None, precision: Any = None,
+                 process_group: Any = None) -> None:
+        self._bind(locals())
+
+
+class PseudoHuberLoss(_Preset, preset="pseudo_huber"):
+    def __init__(self, reduction: str = "mean", delta: float = 1.0, *, missing: str | None = None,
+                 weight: Tensor | None = None, mask: Tensor | None = None, check_values: bool = True,
+                 covariance: Any = None, scale_tril: Any = None, precision: Any = None,
+                 process_group: Any = None) -> None:
+        self._bind(locals())
+
+
+class QuantileLoss(_Preset, preset="quantile"):
+    def __init__(self, reduction: str = "mean", tau: float = 0.5, *, missing: str | None = None,
+                 weight: Tensor | None = None, mask: Tensor | None = None, check_values: bool = True,
+                 covariance: Any = None, scale_tril: Any = None, precision: Any = None,
+                 process_group: Any = None) -> None:
+        self._bind(locals())
+
+
+class NMSELoss(_Preset, preset="nmse"):
+    def __init__(self, *, multioutput: Multioutput = "uniform_average", missing: str | None = None,
+                 force_finite: bool = True, weight: Tensor | None = None, mask: Tensor | None = None,
+                 check_values: bool = True, process_group: Any = None) -> None:
+        self._bind(locals())
+
+
+class R2Score(_Preset, preset="r2"):
+    def __init__(self, *, multioutput: Multioutput = "uniform_average", missing: str | None = None,
+                 force_finite: bool = True, weight: Tensor | None = None, mask: Tensor | None = None,
+                 check_values: bool = True, process_group: Any = None) -> None:
+        self._bind(locals())
+
+
+mse_loss = _functional(MSELoss)
+mae_loss = _functional(MAELoss)
+rmse_loss = _functional(RMSELoss)
+huber_loss = _functional(HuberLoss)
+smooth_l1_loss = _functional(SmoothL1Loss)
+log_cosh_loss = _functional(LogCoshLoss)
+expectile_loss = _functional(ExpectileLoss)
+pseudo_huber_loss = _functional(PseudoHuberLoss)
+quantile_loss = _functional(QuantileLoss)
+nmse_loss = _functional(NMSELoss)
+r2_score = _functional(R2Score)
+
+
+# -- Gaussian likelihoods -----------------------------------------------------------------
+
+
+class GaussianNLLLoss(_Preset):
+    """Heteroscedastic Gaussian negative log-likelihood with a predicted variance:
+    ``0.5 * (log v + (input - target)**2 / v)`` with ``v = max(var, eps)`` (clamped as torch
+    does, the gradient passing through the clamp), plus ``0.5 * log(2 pi)`` with ``full``.
+    Equal to ``torch.nn.GaussianNLLLoss`` in value and gradient, with its variance shapes and
+    its errors; adds weights, masks, missing targets and every reduction.
+
+    >>> import torch
+    >>> GaussianNLLLoss()(torch.tensor([1.0, 2.0]), torch.zeros(2), torch.tensor([1.0, 4.0]))
+    tensor(0.8466)
+    """
+
+    _identity_fields = ("penalty", "finalize", "transform")
+
+    def __init__(self, *, full: bool = False, eps: float = 1e-6, reduction: str = "mean",
+                 missing: str | None = None, weight: Tensor | None = None, mask: Tensor | None = None,
+                 check_values: bool = True, process_group: Any = None) -> None:
+        self._bind(locals())
+
+    def _spec_of(self, fields: dict[str, Any]) -> LossSpec:
+        return LossSpec(penalty="gaussian_nll", **fields)
+
+    def forward(self, input: Tensor, target: Tensor, var: Any = None, *,  # type: ignore[override]
+                weight: Tensor | None = None, sample_weight: Tensor | None = None,
+                mask: Tensor | None = None, normalizer: Tensor | None = None) -> Tensor:
+        return super().forward(input, target, weight=weight, sample_weight=sample_weight, mask=mask, var=var,
+                               normalizer=normalizer)
+
+
+class MultivariateGaussianNLLLoss(_Preset):
+    """Full-covariance Gaussian negative log-likelihood, one value per sample (the last axis
+    is the event): ``0.5 * |L^-1 r|**2 + sum(log diag L) + d/2 log(2 pi)`` with
+    ``covariance = L L^T``, i.e. ``-MultivariateNormal(input, scale_tril=L).log_prob(target)``,
+    then reduced over samples. Give a ``covariance`` (factored once, in float64) or a
+    ``scale_tril`` (an ``nn.Parameter`` is learned). ``full=False`` drops the constant.
+
+    >>> import torch
+    >>> f = MultivariateGaussianNLLLoss(covariance=torch.tensor([[2.0, 0.0], [0.0, 1.0]]))
+    >>> f(torch.tensor([[1.0, 0.0]]), torch.zeros(1, 2))
+    tensor(2.4345)
+    """
+
+    _identity_fields = ("penalty", "finalize", "transform")
+
+    def __init__(self, *, covariance: Any = None, scale_tril: Any = None, full: bool = True,
+                 reduction: str = "mean", missing: str | None = None, weight: Tensor | None = None,
+                 mask: Tensor | None = None, check_values: bool = True, process_group: Any = None) -> None:
+        self._bind(locals())
+
+    def _spec_of(self, fields: dict[str, Any]) -> LossSpec:
+        return LossSpec(penalty="gaussian_nll", transform="whiten", **fields)
+
+    def _default_spec(self) -> LossSpec | None:
+        return None  # it always holds a matrix
+
+
+def gaussian_nll_loss(input: Tensor, target: Tensor, var: Any, *, full: bool = False, eps: float = 1e-6,
+                      reduction: str = "mean", weight: Any = None, sample_weight: Any = None, mask: Any = None,
+                      missing: str | None = None, check_values: bool = True, normalizer: Any = None,
+                      process_group: Any = None) -> Tensor:
+    """Functional :class:`GaussianNLLLoss` (``torch.nn.functional.gaussian_nll_loss``'s order)."""
+    spec = LossSpec(penalty="gaussian_nll", full=full, eps=eps, reduction=reduction, missing=missing)
+    return loss(spec, input, target, weight=weight, sample_weight=sample_weight, mask=mask,
+                check_values=check_values, var=var, normalizer=normalizer, process_group=process_group)
+
+
+def multivariate_gaussian_nll_loss(input: Tensor, target: Tensor, *, covariance: Any = None, scale_tril: Any = None,
+                                   full: bool = True, reduction: str = "mean", weight: Any = None,
+                                   sample_weight: Any = None, mask: Any = None, missing: str | None = None,
+                                   check_values: bool = True, normalizer: Any = None,
+                                   process_group: Any = None) -> Tensor:
+    """Functional :class:`MultivariateGaussianNLLLoss`. A ``scale_tril`` or ``covariance``
+    that requires grad (e.g. predicted per sample, ``(B, d, d)``) gets its gradient."""
+    spec = LossSpec(penalty="gaussian_nll", transform="whiten", full=full, reduction=reduction, missing=missing)
+    return loss(spec, input, target, weight=weight, sample_weight=sample_weight, mask=mask,
+                check_values=check_values, covariance=covariance, scale_tril=scale_tril, normalizer=normalizer,
+                process_group=process_group)
+
+
+
+# Diagnostics and derivative penalties (written once in mse_adapters/_diagnostics.py).
+from .._diagnostics import bind as _bind_diagnostics  # noqa: E402
+
+bias_variance, contributions, derivative, derivative_penalty = _bind_diagnostics(
+    OPS, jvp=lambda f, x, v: torch.func.jvp(f, (x,), (v,)), loss=mse_loss)
+__all__ += ["bias_variance", "contributions", "derivative", "derivative_penalty"]

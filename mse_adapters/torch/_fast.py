@@ -1,0 +1,521 @@
+"""Fast kernels of the torch adapter (docs/design.md, "Performance"): the general pipeline's
+semantics at the cost of the built-ins. :mod:`mse_adapters.torch` decides, once per spec,
+which of them applies; tests/torch/test_fused.py proves each equal to the general pipeline,
+value, gradient and second derivative, for every option it covers.
+
+- :func:`plain_kernel`: no weights, masks or missing targets and a penalty torch has a
+  fused kernel for: that aten kernel, bound to its reduction code.
+- :class:`FusedLoss`: every elementwise penalty with any weight, sample weight, mask and
+  missing targets, reduced by any reduction, optionally square-rooted (RMSE). A loss is
+  memory-bound, and on a CPU a freshly allocated large array costs about as much in page
+  faults as the arithmetic done in it. So the forward walks the inputs in blocks of rows
+  (:data:`BLOCK` elements, cache-sized): per block it forms the residual, selects the
+  valid units, evaluates the penalty, weights and reduces it, and turns the residual into
+  the gradient's block w m rho'(r); the temporaries are per-thread buffers of one block
+  (:func:`scratch`), and the one full-size array allocated is the gradient, which the
+  backward scales by the cotangent in place (one pass). Under ``torch.compile`` the same
+  computation in functional form, for the compiler to fuse.
+- :func:`whitened_square`: the GLS loss with one constant factor (one GEMM each way).
+
+Masks are applied by a select, never by multiplying by zero (0 * NaN = NaN): the residual's
+bits are AND-ed with the mask widened to all-ones / all-zeros integers of the same width,
+which gives exactly +0.0 where the mask is false, whatever the target holds there (the
+same select as ``torch.where(valid, r, 0)``, whose CPU kernel branches per element).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["plain_kernel", "FusedLoss", "fused_loss", "whitened_square", "REDUCTION_CODE", "Plan", "Kernel",
+           "kernel", "KERNELS", "BLOCK", "scratch", "clear_scratch"]
+
+#: aten's reduction codes. ``sum_over_batch_size`` without weights or masks is the mean.
+REDUCTION_CODE = {"none": 0, "mean": 1, "sum_over_batch_size": 1, "sum": 2}
+
+#: The integer type of each float type's width, for the bitwise select.
+_BITS = {torch.float32: torch.int32, torch.float64: torch.int64}
+#: Elements per block of the fused forward (about 1 MB of float32: a few arrays of it stay
+#: in the caches while every step of a block runs).
+BLOCK = 1 << 18
+
+
+def plain_kernel(penalty: str, delta: float, beta: float, reduction: str) -> Callable[[Tensor, Tensor], Tensor] | None:
+    """The fused aten kernel computing ``penalty`` reduced by ``reduction`` on two tensors of
+    the same shape and dtype, with everything but the tensors bound now; None if torch has
+    none. (``F.mse_loss`` and friends cost more than the kernel itself on a small input:
+    they check for overrides in Python and broadcast, which equal shapes make pointless;
+    ``torch._C._nn`` still dispatches ``__torch_function__`` overrides and modes.)"""
+    code: Any = REDUCTION_CODE.get(reduction)  # an int (torch's stubs say str, wrongly)
+    if code is None:
+        return None
+    nn_ = torch._C._nn
+    if penalty == "square":
+        mse = nn_.mse_loss
+        return lambda i, t: mse(i, t, code)
+    if penalty == "abs" or (penalty == "smooth_l1" and beta == 0.0):
+        l1 = nn_.l1_loss
+        return lambda i, t: l1(i, t, code)
+    if penalty == "huber":
+        huber = nn_.huber_loss
+        return lambda i, t: huber(i, t, code, delta)
+    if penalty == "smooth_l1":
+        smooth = nn_.smooth_l1_loss
+        return lambda i, t: smooth(i, t, code, beta)
+    return None
+
+
+_LOCAL = threading.local()
+
+
+def scratch(like: Tensor, slot: str, dtype: torch.dtype | None = None) -> Tensor:
+    """A private temporary shaped like ``like``, reused by the next call (per thread, one
+    buffer per ``slot``, grown to the largest block seen). What the fused path returns or
+    saves is always freshly allocated; on another device than the CPU, or traced, a new
+    tensor."""
+    dtype = like.dtype if dtype is None else dtype
+    if like.device.type != "cpu" or torch.compiler.is_compiling():
+        return torch.empty(like.shape, dtype=dtype, device=like.device)
+    cache: dict[str, Tensor] | None = getattr(_LOCAL, "buffers", None)
+    if cache is None:
+        cache = _LOCAL.buffers = {}
+    n = like.numel()
+    t = cache.get(slot)
+    if t is None or t.numel() < n or t.dtype != dtype:
+        cache.pop(slot, None)
+        t = cache[slot] = torch.empty(max(n, 1), dtype=dtype, device=like.device)
+    return t[:n].view(like.shape)
+
+
+def clear_scratch() -> None:
+    """Release the fused path's per-thread temporaries."""
+    _LOCAL.buffers = {}
+
+
+def _select(x: Tensor, bits: Tensor | None) -> Tensor:
+    """In place: x where the mask is true, exactly +0.0 elsewhere (``bits`` is -1 / 0)."""
+    if bits is not None:
+        x.view(bits.dtype).bitwise_and_(bits)
+    return x
+
+
+class Kernel:
+    """A penalty's eager torch implementation for the fused path: ``value(r, out)`` writes
+    rho(r) into ``out``; ``grad_(r)`` writes rho'(r) into ``r`` (the fused path's private
+    residual, a block of it). The default is the penalty table's
+    ``value`` and ``grad`` (written once, against the Ops primitives); a penalty torch has a
+    fused aten kernel for (or a cheaper in-place composition) substitutes it here, and
+    tests/torch/test_fast.py proves each equal to the general pipeline."""
+
+    def __init__(self, name: str, params: Any, ops: Any) -> None:
+        from .._penalties import PENALTY_TABLE
+
+        self.row = PENALTY_TABLE[name]
+        self.params = params
+        self.ops = ops
+
+    def value(self, r: Tensor, out: Tensor) -> Tensor:
+        return out.copy_(self.row.value(self.ops, r, self.params))
+
+    def grad_(self, r: Tensor) -> Tensor:
+        return r.copy_(self.row.grad(self.ops, r, self.params))
+
+
+def _zero_like(r: Tensor) -> Tensor:
+    return torch.zeros((), dtype=r.dtype, device=r.device).expand(r.shape)
+
+
+class _Square(Kernel):
+    def value(self, r: Tensor, out: Tensor) -> Tensor:
+        return torch.mul(r, r, out=out)
+
+    def grad_(self, r: Tensor) -> Tensor:
+        return r.mul_(2.0)
+
+
+class _Abs(Kernel):
+    def value(self, r: Tensor, out: Tensor) -> Tensor:
+        return torch.abs(r, out=out)
+
+    def grad_(self, r: Tensor) -> Tensor:
+        return r.sign_()
+
+
+class _Huber(Kernel):
+    def value(self, r: Tensor, out: Tensor) -> Tensor:
+        return torch._C._nn.huber_loss(r, _zero_like(r), 0, self.params.delta, out=out)  # type: ignore[call-arg,arg-type]
+
+    def grad_(self, r: Tensor) -> Tensor:
+        d = self.params.delta
+        return r.clamp_(-d, d)
+
+
+class _SmoothL1(Kernel):
+    def value(self, r: Tensor, out: Tensor) -> Tensor:
+        return torch._C._nn.smooth_l1_loss(r, _zero_like(r), 0, self.params.beta, out=out)  # type: ignore[call-arg,arg-type]
+
+    def grad_(self, r: Tensor) -> Tensor:
+        b = self.params.beta
+        return r.clamp_(-b, b).mul_(1.0 / b)
+
+
+class _LogCosh(Kernel):
+    #: Above this |r|, log cosh r = |r| - log 2 to within e^-2|r| (e^-40 ~ 4e-18: below
+    #: float64's rounding); below it, log1p(2 sinh^2(r/2)), accurate for small r (where
+    #: |r| + softplus(-2|r|) - log 2 cancels) and free of overflow.
+    BIG = 20.0
+
+    def value(self, r: Tensor, out: Tensor) -> Tensor:
+        excess = torch.abs(r, out=scratch(r, "log_cosh")).sub_(self.BIG).clamp_(min=0.0)
+        h = torch.abs(r, out=out).clamp_(max=self.BIG).mul_(0.5).sinh_()
+        return h.mul_(h).mul_(2.0).log1p_().add_(excess)
+
+    def grad_(self, r: Tensor) -> Tensor:
+        return r.tanh_()
+
+
+class _Expectile(Kernel):
+    def value(self, r: Tensor, out: Tensor) -> Tensor:
+        tau = self.params.tau  # (tau r + (1 - 2 tau) relu(r)) r = asym(r) r^2
+        pos = torch.clamp(r, min=0.0, out=scratch(r, "asym"))
+        return torch.mul(r, tau, out=out).add_(pos, alpha=1.0 - 2.0 * tau).mul_(r)
+
+    def grad_(self, r: Tensor) -> Tensor:
+        tau = self.params.tau
+        pos = torch.clamp(r, min=0.0, out=scratch(r, "asym"))
+        return r.mul_(2.0 * tau).add_(pos, alpha=2.0 * (1.0 - 2.0 * tau))
+
+
+class _PseudoHuber(Kernel):
+    def value(self, r: Tensor, out: Tensor) -> Tensor:
+        s = torch.mul(r, r, out=scratch(r, "pseudo_huber"))  # r^2 / (sqrt(1 + (r/delta)^2) + 1)
+        torch.mul(s, 1.0 / self.params.delta**2, out=out).add_(1.0).sqrt_().add_(1.0)
+        return torch.div(s, out, out=out)
+
+    def grad_(self, r: Tensor) -> Tensor:
+        s = torch.mul(r, r, out=scratch(r, "pseudo_huber"))
+        return r.div_(s.mul_(1.0 / self.params.delta**2).add_(1.0).sqrt_())
+
+
+class _Quantile(Kernel):
+    def value(self, r: Tensor, out: Tensor) -> Tensor:
+        tau = self.params.tau  # tau |r| + (1 - 2 tau) relu(r)
+        pos = torch.clamp(r, min=0.0, out=scratch(r, "asym"))
+        return torch.abs(r, out=out).mul_(tau).add_(pos, alpha=1.0 - 2.0 * tau)
+
+    def grad_(self, r: Tensor) -> Tensor:
+        tau = self.params.tau  # tau sign(r) + (1 - 2 tau) [r > 0]
+        pos = torch.gt(r, 0.0, out=scratch(r, "positive", torch.bool))
+        return r.sign_().mul_(tau).add_(pos, alpha=1.0 - 2.0 * tau)
+
+
+#: The eager kernels with Python-float parameters (a tensor parameter takes the table's).
+KERNELS: dict[str, type[Kernel]] = {"square": _Square, "abs": _Abs, "huber": _Huber, "smooth_l1": _SmoothL1,
+                                    "log_cosh": _LogCosh, "expectile": _Expectile,
+                                    "pseudo_huber": _PseudoHuber, "quantile": _Quantile}
+
+
+def kernel(name: str, params: Any, ops: Any, tensor_params: bool) -> Kernel:
+    """The eager kernel of penalty ``name`` (the table's when a parameter is a tensor, or for
+    Smooth L1 with beta = 0, which is |r|)."""
+    if tensor_params:
+        return Kernel(name, params, ops)
+    if name == "smooth_l1" and params.beta == 0.0:
+        return _Abs(name, params, ops)
+    return KERNELS.get(name, Kernel)(name, params, ops)
+
+
+class Plan:
+    """What a fused call reduces to (static, from the spec and which options are given).
+
+    ``kind``: ``"none"``, ``"sum"`` (to a scalar), ``"per_sample"`` (over the non-batch
+    axes) or ``"per_output"`` (over all axes but the last); ``norm``: ``None``, ``"weights"``
+    (sum(w m)), ``"valid"`` (the number of valid units) or ``"count"``; ``sqrt``: RMSE."""
+
+    __slots__ = ("kind", "norm", "sqrt")
+
+    def __init__(self, kind: str, norm: str | None, sqrt: bool) -> None:
+        self.kind, self.norm, self.sqrt = kind, norm, sqrt
+
+    def reduce(self, q: Tensor) -> Tensor:
+        """The block's (or the whole input's) contribution, in the reduced shape (an integer
+        ``q``, the mask bits, is summed in its own type: no widening copy)."""
+        if self.kind == "none":
+            return q
+        dt = q.dtype if not q.dtype.is_floating_point else None
+        if self.kind == "sum" or q.ndim == 0:
+            return q.sum(dtype=dt).reshape(()) if self.kind == "sum" else q.reshape(1)
+        if self.kind == "per_sample":
+            return q.sum(dim=tuple(range(1, q.ndim)), dtype=dt) if q.ndim > 1 else q
+        return q.sum(dim=tuple(range(q.ndim - 1)), dtype=dt) if q.ndim > 1 else q.sum(dtype=dt).reshape(1)
+
+    def combine(self, parts: list[Tensor]) -> Tensor:
+        """The blocks' contributions together (the blocks are row ranges)."""
+        if len(parts) == 1:
+            return parts[0]
+        if self.kind == "per_sample":
+            return torch.cat(parts)
+        return torch.stack(parts).sum(dim=0)
+
+    def expand(self, c: Tensor, shape: torch.Size) -> Tensor:
+        """The cotangent of the reduced value, aligned with the units."""
+        if self.kind == "per_sample" and len(shape) > 1:
+            return c.reshape(c.shape + (1,) * (len(shape) - 1))
+        return c
+
+
+def _guarded(num: Tensor, den: Tensor | None) -> Tensor:
+    """num / den, 0 where den == 0 (a NaN in num stays NaN)."""
+    if den is None:
+        return num
+    zero = den == 0
+    return torch.where(zero, num * 0.0, num / torch.where(zero, 1.0, den))
+
+
+def _rows(x: Tensor | None, i: int, j: int, ndim: int, rows: int) -> Tensor | None:
+    """The block [i, j) of the rows of an operand broadcast against the input."""
+    if x is None or x.ndim < ndim or x.shape[0] == 1 or ndim == 0:
+        return x
+    return x[i:j] if x.shape[0] == rows else x
+
+
+class FusedLoss(torch.autograd.Function):
+    """sum(w m rho(r)) reduced and finalized (``plan``), r = input - target, for any penalty
+    (``kern``: its eager implementation; ``table``: the penalty table's, for the traced form
+    and the weight's gradient), weight (broadcast), validity (mask and present targets: a
+    masked unit counts for nothing, whatever its target is) and reduction (see the module
+    documentation). ``general(input, target, weight, valid)`` is the general pipeline,
+    differentiated for a double backward (``create_graph=True``). ``norm``: a given
+    normaliser (a constant: no gradient), divided by instead of the batch's own."""
+
+    @staticmethod
+    def forward(ctx: Any, input: Tensor, target: Tensor, weight: Tensor | None,  # type: ignore[override]
+                valid: Tensor | None, kern: Kernel, table: Kernel, plan: Plan,
+                general: Callable[..., Tensor], norm: Tensor | None = None) -> Tensor:
+        traced = torch.compiler.is_compiling() or input.device.type != "cpu"
+        need_i, need_t, need_w = ctx.needs_input_grad[:3]
+        need_grad = need_i or need_t
+        if traced:
+            num, den, h, out = _forward_functional(input, target, weight, valid, table, plan)
+        else:
+            num, den, h, out = _forward_blocks(input, target, weight, valid, kern, plan, need_grad)
+        if norm is not None:
+            den = norm.expand(num.shape)
+        value = out if plan.kind == "none" else _guarded(num, den)
+        mean = value
+        if plan.sqrt:
+            pos = value > 0
+            value = torch.where(pos, torch.sqrt(torch.where(pos, value, 1.0)), value * 0.0)
+        ctx.save_for_backward(input, target, weight, valid, den, mean, value)
+        ctx.h = h  # private: w m rho'(r), which the first backward turns into the gradient
+        ctx.kern, ctx.table, ctx.plan, ctx.general, ctx.traced = kern, table, plan, general, traced
+        ctx.given_norm = norm is not None
+        return value
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        input, target, weight, valid, den, mean, value = ctx.saved_tensors
+        need_i, need_t, need_w = ctx.needs_input_grad[:3]
+        plan = ctx.plan
+        if torch.is_grad_enabled():
+            # create_graph=True: differentiate the general pipeline (higher derivatives)
+            return (*_general_grads(ctx.general, input, target, weight, valid, grad, (need_i, need_t, need_w)),
+                    None, None, None, None, None, None)
+        g = grad
+        if plan.sqrt:  # d sqrt(m)/dm = 1 / (2 sqrt(m)), taken as 0 at m = 0
+            pos = value > 0
+            g = torch.where(pos, g * 0.5 / torch.where(pos, value, 1.0), 0.0)
+        c = g if den is None else torch.where(den == 0, 0.0, g / torch.where(den == 0, 1.0, den))
+        c = plan.expand(c, input.shape)
+        gi = gt = gw = None
+        table = ctx.table
+        if need_i or need_t:
+            h = ctx.h
+            ctx.h = None
+            if h is None:  # a second backward (retain_graph=True): rebuild w m rho'(r)
+                r = _residual(input, target, valid)
+                h = table.row.grad(table.ops, r, table.params)
+                if weight is not None:
+                    h = h * weight
+                if valid is not None:
+                    h = torch.where(valid, h, 0.0)
+                gi = h * c
+            else:
+                gi = h.mul_(c)
+            if need_t:
+                gt = torch.neg(gi)
+            if not need_i:
+                gi = None
+        if need_w:
+            lv = table.row.value(table.ops, _residual(input, target, valid), table.params)
+            if plan.norm == "weights" and not ctx.given_norm:  # d(num/den)/dw = (l - mean) / den
+                lv = lv - plan.expand(mean, input.shape)
+            if valid is not None:
+                lv = torch.where(valid, lv, 0.0)
+            gw = (lv * c).sum_to_size(weight.shape)
+        return gi, gt, gw, None, None, None, None, None, None
+
+
+def _residual(input: Tensor, target: Tensor, valid: Tensor | None) -> Tensor:
+    r = input - target
+    return r if valid is None else torch.where(valid, r, 0.0)
+
+
+def _forward_functional(input: Tensor, target: Tensor, weight: Tensor | None, valid: Tensor | None,
+                        table: Kernel, plan: Plan) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor]:
+    """The fused forward in functional form (traced by torch.compile, or off the CPU)."""
+    r = _residual(input, target, valid)
+    q = table.row.value(table.ops, r, table.params)
+    h = table.row.grad(table.ops, r, table.params)
+    if weight is not None:
+        q, h = q * weight, h * weight
+        if valid is not None:  # a non-finite weight under the mask must not leak
+            q, h = torch.where(valid, q, 0.0), torch.where(valid, h, 0.0)
+    num = plan.reduce(q)
+    den: Tensor | None = None
+    if plan.norm == "weights":
+        assert weight is not None
+        wb = weight.expand(input.shape)
+        den = plan.reduce(wb if valid is None else torch.where(valid, wb, 0.0))
+    elif plan.norm == "valid":
+        assert valid is not None
+        den = plan.reduce(valid.expand(input.shape).to(input.dtype))
+    elif plan.norm == "count":
+        den = plan.reduce(torch.ones_like(input))
+    return num, den, h, q
+
+
+def _forward_blocks(input: Tensor, target: Tensor, weight: Tensor | None, valid: Tensor | None, kern: Kernel,
+                    plan: Plan, need_grad: bool) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor]:
+    """The fused forward, eagerly on the CPU, block by block of rows (see the module doc)."""
+    input, target = input.contiguous(), target.contiguous()
+    ndim = input.ndim
+    rows = input.shape[0] if ndim else 1
+    per_row = input.numel() // rows if rows else 0
+    step = max(1, BLOCK // per_row) if per_row else max(rows, 1)
+    h = torch.empty_like(input) if need_grad else None  # the gradient: the one fresh array
+    out = torch.empty_like(input) if plan.kind == "none" else None
+    nums: list[Tensor] = []
+    dens: list[Tensor] = []
+    for i in range(0, max(rows, 1), step):
+        j = min(i + step, rows)
+        pi, ti = (input, target) if ndim == 0 else (input[i:j], target[i:j])
+        ri = torch.sub(pi, ti, out=h[i:j] if h is not None and ndim else h if h is not None
+                       else scratch(pi, "residual"))
+        vi = _rows(valid, i, j, ndim, rows)
+        wi = _rows(weight, i, j, ndim, rows)
+        bits = None
+        if vi is not None:
+            bits = scratch(ri, "bits", _BITS[ri.dtype]).copy_(vi).neg_()
+            _select(ri, bits)
+        qi = kern.value(ri, out[i:j] if out is not None and ndim else out if out is not None
+                        else scratch(ri, "loss"))
+        if wi is not None:
+            _select(qi.mul_(wi), bits)  # a non-finite weight under the mask must not leak
+        if out is None:
+            nums.append(plan.reduce(qi))
+            if plan.norm == "weights":
+                assert wi is not None
+                dens.append(plan.reduce(_select(scratch(ri, "weights").copy_(wi.expand(ri.shape)), bits)))
+            elif plan.norm == "valid":
+                assert bits is not None
+                dens.append(plan.reduce(bits).neg_().to(input.dtype))
+        if h is not None:
+            kern.grad_(ri)
+            if wi is not None:
+                _select(ri.mul_(wi), bits)
+    if out is not None:
+        return out, None, h, out
+    num = plan.combine(nums)
+    den: Tensor | None = plan.combine(dens) if dens else None
+    if plan.norm == "count":
+        shape = input.shape
+        n = (float(input.numel()) if plan.kind == "sum" else
+             float(math.prod(shape[1:])) if plan.kind == "per_sample" else float(math.prod(shape[:-1])))
+        den = torch.full_like(num, n)
+    return num, den, h, num
+
+
+def _general_grads(
+    general: Callable[..., Tensor],
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    valid: Tensor | None,
+    grad: Tensor,
+    needs: tuple[bool, bool, bool],
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """The gradients of the general pipeline, with a graph (for double backward)."""
+    with torch.enable_grad():
+        out = general(input, target, weight, valid)
+        wrt = [x for x, need in zip((input, target, weight), needs) if need and x is not None]
+        got = iter(torch.autograd.grad(out, wrt, grad, create_graph=True, allow_unused=True))
+    return tuple(next(got) if need else None for need in needs)  # type: ignore[return-value]
+
+
+def fused_loss(input: Tensor, target: Tensor, weight: Tensor | None, valid: Tensor | None, kern: Kernel,
+               table: Kernel, plan: Plan, general: Callable[..., Tensor], norm: Tensor | None = None) -> Tensor:
+    """:class:`FusedLoss` applied (see there)."""
+    return FusedLoss.apply(input, target, weight, valid, kern, table, plan, general,  # type: ignore[no-any-return]
+                           norm)
+
+
+class _WhitenedSquareSum(torch.autograd.Function):
+    """``sum((r @ m^T)**2) / n`` for a constant factor ``m``: one GEMM forward and one GEMM
+    backward, with no elementwise gradient passes (autograd of ``(z * z).mean()`` makes
+    three). Twice differentiable: under ``create_graph`` the backward recomputes z from the
+    saved inputs with differentiable operations."""
+
+    @staticmethod
+    def forward(ctx: Any, r: Tensor, m: Tensor, m_t: Tensor, n: float) -> Tensor:  # type: ignore[override]
+        # m_t: m^T, contiguous (MKL's GEMM is faster on it than on the transposed view)
+        z = r @ m_t
+        ctx.save_for_backward(r, m, z)
+        ctx.n = n
+        return (z * z).sum() / n
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, None, None, None]:  # type: ignore[override]
+        r, m, z = ctx.saved_tensors
+        if torch.is_grad_enabled():  # a graph of the gradient is being built
+            z = r @ m.mT
+        grad_r = z @ (m * (g * (2.0 / ctx.n))) if ctx.needs_input_grad[0] else None
+        return grad_r, None, None, None
+
+
+def whitened_square(r: Tensor, m: Tensor | None, m_t: Tensor | None, lower: Tensor | None,
+                    reduction: str) -> Tensor | None:
+    """The whitened squared error of the residual ``r`` with one ``(d, d)`` factor: a product
+    with ``m`` = L^-1 (``m_t`` its contiguous transpose) or a triangular solve against
+    ``lower``; reduced by ``none``, ``sum``, ``mean`` or ``sum_over_batch_size``. None where
+    the shapes do not fit (the general path raises the error)."""
+    if m is not None:
+        assert m_t is not None
+        if m.shape[-1] != r.shape[-1]:
+            return None
+        if reduction != "none" and r.numel():
+            n = 1.0 if reduction == "sum" else float(r.numel())
+            if r.requires_grad and torch.is_grad_enabled():
+                return _WhitenedSquareSum.apply(r, m, m_t, n)  # type: ignore[no-any-return]
+            z = r @ m_t
+            return (z * z).sum() / n
+        z = r @ m_t
+    else:
+        assert lower is not None
+        if lower.shape[-1] != r.shape[-1] or r.ndim < 2:
+            return None
+        z = torch.linalg.solve_triangular(lower.mT, r, upper=True, left=False)
+    sq = z * z
+    if reduction == "none":
+        return sq
+    if reduction == "sum":
+        return sq.sum()
+    if sq.numel() == 0:
+        return sq.sum() * 0.0
+    return sq.mean()

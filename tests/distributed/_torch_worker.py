@@ -1,0 +1,73 @@
+"""One rank of the torch DDP tests (started by test_torch_ddp.py): for every case, one
+step of DDP with the loss' process_group (and a 4-micro-batch window with no_sync and
+normalizer=), its gradient written to ``outdir``; a finalized loss over a window must raise."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from datetime import timedelta
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from mse_adapters import torch as mt
+from mse_adapters._presets import row
+from tests.distributed._cases import MICRO, OUTPUT_WEIGHT, cases, model_init, shard
+
+
+def build(name: str, reduction: str | None, group: object) -> nn.Module:
+    cls = getattr(mt, row(name).torch)
+    kw = {} if reduction is None else {"reduction": reduction}
+    return cls(weight=torch.as_tensor(OUTPUT_WEIGHT), process_group=group, **kw)
+
+
+def main() -> None:
+    rank, world, port, outdir = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
+                            timeout=timedelta(seconds=60))
+    group = dist.group.WORLD
+    results: dict[str, np.ndarray] = {}
+    for name, reduction, accumulate in cases():
+        w, b = model_init()
+        model = nn.Linear(w.shape[1], w.shape[0])
+        with torch.no_grad():
+            model.weight.copy_(torch.as_tensor(w))
+            model.bias.copy_(torch.as_tensor(b))
+        ddp = nn.parallel.DistributedDataParallel(model)
+        loss_fn = build(name, reduction, group)
+        key = f"{name}-{reduction}-{accumulate}"
+        micros = [shard(world, rank, m) for m in range(MICRO if accumulate else 1)]
+        data = [{k: torch.as_tensor(v) for k, v in mb.items()} for mb in micros]
+        if accumulate and loss_fn.spec.finalize != "identity":  # pragma: no cover - not in cases()
+            continue
+        window = None
+        if accumulate:
+            window = sum(loss_fn.normalizer(d["target"], sample_weight=d["sample_weight"], mask=d["mask"])
+                         for d in data)
+        value = 0.0
+        for i, d in enumerate(data):
+            last = i == len(data) - 1
+            with contextlib.nullcontext() if last else ddp.no_sync():
+                out = ddp(d["x"])
+                loss = loss_fn(out, d["target"], sample_weight=d["sample_weight"], mask=d["mask"],
+                               normalizer=window)
+                loss.backward()
+                value += float(loss.detach())
+        results[key + "-weight"] = model.weight.grad.numpy()
+        results[key + "-bias"] = model.bias.grad.numpy()
+        results[key + "-value"] = np.array(value)
+    # a finalized loss cannot be summed over a window: its error names the alternatives
+    try:
+        build("rmse", None, group)(torch.zeros(2, 3), torch.zeros(2, 3), normalizer=torch.tensor(1.0))
+    except ValueError as e:
+        results["rmse-window-error"] = np.array(str(e))
+    np.savez(f"{outdir}/rank{rank}.npz", **results)
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

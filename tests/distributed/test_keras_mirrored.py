@@ -1,0 +1,41 @@
+"""Keras (TensorFlow backend) under tf.distribute.MirroredStrategy on 2 logical CPU devices,
+in a fresh process (tests/distributed/_keras_worker.py): one ``model.fit`` step and one
+custom-loop step with missing targets (whole samples missing on one replica) and sample
+weights leave the same weights as one step on the global batch on one device."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("keras")
+
+from tests.distributed._cases import ROOT  # noqa: E402
+
+WORKER = os.path.join(os.path.dirname(__file__), "_keras_worker.py")
+
+
+@pytest.fixture(scope="module")
+def results() -> dict:
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "KERAS_BACKEND": "tensorflow", "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("NAIVE", None)
+    proc = subprocess.run([sys.executable, WORKER], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_two_replicas(results: dict) -> None:
+    assert results["replicas"] == 2
+
+
+def test_replicated_step_is_the_global_batch_step(results: dict) -> None:
+    res = {k: v for k, v in results.items() if k != "replicas"}
+    assert len(res) >= 10
+    bad = {k: v for k, v in res.items() if not v < 1e-6}
+    assert not bad, bad

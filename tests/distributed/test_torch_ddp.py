@@ -1,0 +1,83 @@
+"""torch DDP over gloo on 127.0.0.1 (2 and 4 local processes, bounded time): with the loss'
+``process_group`` (and, over a 4-micro-batch window, ``no_sync`` and ``normalizer=``) the
+parameters' gradient after DDP's averaging equals the single-process gradient on the global
+batch, for every preset of the preset table (linear ones with ``mean`` and
+``sum_over_batch_size``, RMSE, NMSE and R^2 with their own reduction), with uneven shards,
+weights, masks and a rank with no valid element."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+dist = pytest.importorskip("torch.distributed")
+if not dist.is_available():  # pragma: no cover
+    pytest.skip("torch.distributed is not available", allow_module_level=True)
+
+from torch import nn  # noqa: E402
+
+from tests.distributed._cases import MICRO, cases, global_batch, launch, model_init  # noqa: E402
+from tests.distributed._torch_worker import build  # noqa: E402
+
+WORKER = os.path.join(os.path.dirname(__file__), "_torch_worker.py")
+#: float32 gradients against the single-process float32 gradient, relative to its largest entry.
+RTOL = 1e-6
+
+
+def reference(name: str, reduction: str | None, world: int, micros: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """The single-process loss and gradient on the global batch (all ranks, all micro-batches)."""
+    w, b = model_init()
+    model = nn.Linear(w.shape[1], w.shape[0])
+    with torch.no_grad():
+        model.weight.copy_(torch.as_tensor(w))
+        model.bias.copy_(torch.as_tensor(b))
+    g = {k: torch.as_tensor(v) for k, v in global_batch(world, micros).items()}
+    loss = build(name, reduction, None)(model(g["x"]), g["target"], sample_weight=g["sample_weight"], mask=g["mask"])
+    loss.backward()
+    return float(loss.detach()), model.weight.grad.numpy(), model.bias.grad.numpy()
+
+
+@pytest.fixture(scope="module", params=[2, 4], ids=lambda w: f"world{w}")
+def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, list[dict]]:
+    world = request.param
+    out = tmp_path_factory.mktemp(f"ddp{world}")
+    launch(WORKER, world, [str(out)], timeout=180)
+    return world, [dict(np.load(out / f"rank{r}.npz")) for r in range(world)]
+
+
+def _close(got: np.ndarray, want: np.ndarray) -> None:
+    scale = max(float(np.abs(want).max()), 1e-30)
+    np.testing.assert_array_less(np.abs(got - want).max() / scale, RTOL)
+
+
+@pytest.mark.parametrize("name,reduction,accumulate", cases(), ids=lambda v: str(v))
+def test_gradient_is_the_global_batch_gradient(run: tuple[int, list[dict]], name: str, reduction: str | None,
+                                               accumulate: bool) -> None:
+    world, ranks = run
+    key = f"{name}-{reduction}-{accumulate}"
+    value, gw, gb = reference(name, reduction, world, MICRO if accumulate else 1)
+    for res in ranks:
+        _close(res[key + "-weight"], gw)
+        _close(res[key + "-bias"], gb)
+        # the loss is the global batch's on every rank (over a window: the micro-batches' sum)
+        assert abs(float(res[key + "-value"]) - value) <= 1e-5 * max(abs(value), 1.0)
+
+
+def test_finalized_loss_over_a_window_is_an_error(run: tuple[int, list[dict]]) -> None:
+    text = str(run[1][0]["rmse-window-error"])
+    assert "normalizer=" in text and "process_group" in text and "streaming metric" in text
+
+
+def test_process_group_needs_an_initialised_group() -> None:
+    if dist.is_initialized():  # pragma: no cover
+        pytest.skip("a process group is initialised in the test process")
+    from mse_adapters import torch as mt
+
+    with pytest.raises(ValueError, match="process_group needs an initialised torch.distributed"):
+        mt.MSELoss(process_group=object())
+    with pytest.raises(ValueError, match="process_group"):
+        mt.mse_loss(torch.zeros(2), torch.zeros(2), process_group=object())
+

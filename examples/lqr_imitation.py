@@ -19,13 +19,18 @@ the exact local metric R + B^T P B is shown too. This is a local argument: a stu
 from the expert changes the states it visits, and then no fixed weighting is guaranteed to
 help (try rho = -0.9 below).
 
-Run: ``python examples/lqr_imitation.py`` (a few seconds on a CPU).
+The figure shows the two carts' positions and the motors' commands from one held-out start
+under the expert and the two students, and each student's excess cost.
+
+Run: ``python examples/lqr_imitation.py`` (a few seconds on a CPU); the figure goes to
+``$MSE_ADAPTERS_FIGURES`` (default: a directory in the system's temporary directory).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+from _gallery import plt, save
 from torch import nn
 
 from mse_adapters.torch import MSELoss
@@ -119,12 +124,44 @@ def main() -> None:
         "exact local metric R + B^T P B": MSELoss(precision=torch.tensor(R + B.T @ p @ B)),
     }
     print(f"expert (centralised LQR) cost J* = {j_expert:.2f}; decentralised students:")
-    costs = {}
+    costs, gains = {}, {}
     for name, loss_fn in losses.items():
-        costs[name] = true_cost(fit(loss_fn, states, actions), starts)
+        gains[name] = fit(loss_fn, states, actions)
+        costs[name] = true_cost(gains[name], starts)
         print(f"  {name:32s} J = {costs[name]:8.2f}   excess {100 * (costs[name] / j_expert - 1):5.1f}%")
     if not costs["R-weighted (precision=R)"] < costs["plain MSE"]:
         raise SystemExit("unexpected: the R-weighted student is not cheaper than the plain-MSE one")
+    figure(k_expert, gains, costs, j_expert, starts[0])
+
+
+def figure(k_expert: np.ndarray, gains: dict[str, np.ndarray], costs: dict[str, float], j_expert: float,
+           x0: np.ndarray, steps: int = 80) -> None:
+    fig, (ax, ux, bx) = plt.subplots(1, 3, figsize=(14, 4))
+    t = DT * np.arange(steps)
+    policies = {"expert (LQR)": k_expert, **{k: gains[k] for k in ("plain MSE", "R-weighted (precision=R)")}}
+    for (name, k), style in zip(policies.items(), ("k-", "-", "--")):
+        x, xs, us = x0.copy(), [], []
+        for _ in range(steps):
+            xs.append(x)
+            us.append(-k @ x)
+            x = (A - B @ k) @ x
+        xs_, us_ = np.array(xs), np.array(us)
+        ax.plot(t, xs_[:, 0], style, label=f"{name}: cart 1")
+        ax.plot(t, xs_[:, 2], style, alpha=0.5, label=f"{name}: cart 2")
+        ux.plot(t, us_[:, 0] + us_[:, 1], style, label=name)
+    ax.set_xlabel("time")
+    ax.set_ylabel("position")
+    ax.set_title("one held-out start")
+    ax.legend(fontsize=7)
+    ux.set_xlabel("time")
+    ux.set_ylabel("u_1 + u_2 (the shared supply's load)")
+    ux.legend(fontsize=7)
+    names = list(costs)
+    bx.barh(range(len(names)), [100 * (costs[n] / j_expert - 1) for n in names], color="tab:blue")
+    bx.set_yticks(range(len(names)), names, fontsize=8)
+    bx.set_xlabel("excess closed-loop cost over the expert (%)")
+    fig.tight_layout()
+    save(fig, "lqr_imitation")
 
 
 if __name__ == "__main__":

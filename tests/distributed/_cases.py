@@ -98,3 +98,11 @@ def launch(script: str, world: int, args: list[str], timeout: float = 120.0) -> 
     if failed:
         raise RuntimeError("a worker failed:\n" + "\n----\n".join(outs))
     return outs
+
+
+def step_errors(results: dict[str, float]) -> dict[str, tuple[float, float]]:
+    """A Keras worker's results (tests/distributed/_keras_cases.py) as {step: (its error, the
+    one-device float32 step's error)}, both relative to the exact float64 step."""
+    single = {k[: -len("-single")]: v for k, v in results.items() if k.endswith("-single")}
+    return {k: (v, single[k.rsplit("-", 1)[0]]) for k, v in results.items()
+            if "-" in k and not k.endswith("-single")}

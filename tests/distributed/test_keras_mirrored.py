@@ -15,7 +15,8 @@ import pytest
 pytest.importorskip("tensorflow")
 pytest.importorskip("keras")
 
-from tests.distributed._cases import ROOT  # noqa: E402
+from tests.conformance.harness import TOLERANCE  # noqa: E402
+from tests.distributed._cases import ROOT, step_errors  # noqa: E402
 
 WORKER = os.path.join(os.path.dirname(__file__), "_keras_worker.py")
 
@@ -35,7 +36,9 @@ def test_two_replicas(results: dict) -> None:
 
 
 def test_replicated_step_is_the_global_batch_step(results: dict) -> None:
-    res = {k: v for k, v in results.items() if k != "replicas"}
-    assert len(res) >= 10
-    bad = {k: v for k, v in res.items() if not v < 1e-6}
+    # as exact as one device: within the one-device float32 step's own rounding, plus the target
+    tol = TOLERANCE["data-parallel"][0]
+    errors = step_errors(results)
+    assert len(errors) >= 10
+    bad = {k: e for k, e in errors.items() if not e[0] <= e[1] + tol}
     assert not bad, bad

@@ -109,3 +109,7 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/bench_memory.py", "--out", "benchmarks/results/memory.md")
     # streaming metrics' update against torchmetrics, and JAX's under jit
     session.run("python", "benchmarks/bench_metrics.py", "--out", "benchmarks/results/metrics.md")
+    # the streaming metrics' accuracy against scikit-learn, torchmetrics and keras.metrics
+    session.run("python", "benchmarks/metrics_accuracy.py", "--out", "benchmarks/results/metrics_accuracy.md")
+    # a DDP step with the exact loss (process_group=) against the naive per-rank mean
+    session.run("python", "benchmarks/bench_ddp.py", "--out", "benchmarks/results/ddp.md")

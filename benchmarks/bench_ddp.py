@@ -4,7 +4,7 @@ MLP, per rank, for a masked MSE: ``MSELoss()(p, t, mask=m)`` (per-rank mean) aga
 ``MSELoss(process_group=WORLD)`` (one more all-reduce of two scalars in the forward).
 Prints the median step times; asserts nothing.
 
-Run: ``python benchmarks/bench_ddp.py`` (starts its own 2 processes on 127.0.0.1).
+Run: ``python benchmarks/bench_ddp.py [--out FILE]`` (starts its own 2 processes on 127.0.0.1).
 """
 
 from __future__ import annotations
@@ -51,19 +51,30 @@ def worker() -> None:
         res = {k: statistics.median(v) for k, v in times.items()}
         out.append((rows, d, res["naive"], res["exact"]))
     if rank == 0:
-        print(f"{'rows/rank':>9} {'outputs':>7} {'naive ms':>9} {'exact ms':>9} {'ratio':>6}")
-        for rows, d, a, b in out:
-            print(f"{rows:>9} {d:>7} {1e3 * a:9.3f} {1e3 * b:9.3f} {b / a:6.3f}")
+        lines = ["A DDP step (2 processes, gloo, one thread each; forward, masked MSE, backward), median ms:", "",
+                 "| rows per rank | outputs | naive (per-rank mean) | exact (process_group=) | exact / naive |",
+                 "|---|---|---|---|---|"]
+        lines += [f"| {rows} | {d} | {1e3 * a:.3f} | {1e3 * b:.3f} | {b / a:.3f} |" for rows, d, a, b in out]
+        text = "\n".join(lines) + "\n"
+        print(text)
+        if os.environ.get("BENCH_DDP_OUT"):
+            with open(os.environ["BENCH_DDP_OUT"], "w", encoding="utf-8") as f:
+                f.write(text)
     dist.destroy_process_group()
 
 
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", default="", help="also write the table (Markdown) here")
+    args = ap.parse_args()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     procs = [subprocess.Popen([sys.executable, __file__], env={
         **os.environ, "RANK": str(r), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-        "OMP_NUM_THREADS": "1"}) for r in range(2)]
+        "OMP_NUM_THREADS": "1", "BENCH_DDP_OUT": args.out}) for r in range(2)]
     try:
         codes = [p.wait(timeout=300) for p in procs]
     finally:

@@ -6,9 +6,11 @@ into a virtual environment that is reused between runs.
 
 from __future__ import annotations
 
+import glob
 import os
 import pathlib
 import re
+import shutil
 
 import nox
 
@@ -69,6 +71,33 @@ def tests(session: nox.Session) -> None:
         if name.endswith(".py") and not name.startswith("_") and name not in gallery:
             session.run("python", os.path.join("examples", name))
     _build_docs(session, os.path.join(session.create_tmp(), "site"))
+    _check_wheel(session)
+
+
+#: What a wheel installed in a clean environment must import (every adapter and its metrics).
+WHEEL_IMPORTS = ("mse_adapters", "mse_adapters.numpy", "mse_adapters.numpy.metrics", "mse_adapters.torch",
+                 "mse_adapters.torch.metrics", "mse_adapters.jax", "mse_adapters.jax.metrics",
+                 "mse_adapters.keras", "mse_adapters.keras.metrics")
+
+
+def _check_wheel(session: nox.Session) -> None:
+    """Build an sdist and a wheel (`python -m build`), install the wheel with every extra into
+    a new, empty virtual environment and import every adapter from it (outside the clone)."""
+    session.log("building an sdist and a wheel, installing the wheel into a clean virtual environment")
+    tmp = os.path.abspath(session.create_tmp())
+    dist, venv = os.path.join(tmp, "dist"), os.path.join(tmp, "wheel-venv")
+    for path in (dist, venv):
+        shutil.rmtree(path, ignore_errors=True)
+    session.run("python", "-m", "build", "--no-isolation", "--outdir", dist, ".")
+    (wheel,) = glob.glob(os.path.join(dist, "*.whl"))
+    assert glob.glob(os.path.join(dist, "*.tar.gz")), "no sdist was built"
+    session.run("python", "-m", "venv", "--without-pip", venv)
+    python = os.path.join(venv, "bin", "python")
+    session.run("python", "-m", "pip", "--python", python, "install", "-q", f"{wheel}[all]", *CONSTRAINTS)
+    check = ("import importlib, os, sys; mods = [importlib.import_module(m) for m in sys.argv[1:]]; "
+             "assert all(os.path.realpath(m.__file__).startswith(os.path.realpath(sys.prefix)) for m in mods), "
+             "[m.__file__ for m in mods]; print('the wheel imports', len(mods), 'modules')")
+    session.run(python, "-I", "-c", check, *WHEEL_IMPORTS, external=True, env={"KERAS_BACKEND": "tensorflow"})
 
 
 def _build_docs(session: nox.Session, site_dir: str) -> None:

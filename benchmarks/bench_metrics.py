@@ -9,7 +9,9 @@ One thread (torch.set_num_threads(1); run it under ``taskset -c N`` for a quiet 
   "raw_values")`` on (2.5e5, 4) / ``MeanAbsoluteError`` ``.update`` against the torchmetrics
   namesakes' ``.update`` (the goal: <= 1.2x MSE, <= 1.5x R2Score);
 - JAX: ``metrics.mse()`` / ``metrics.r2()`` ``update`` under ``jax.jit`` against a jitted
-  ``s + jnp.sum((p - t)**2)`` (the floor of a sum of squares).
+  ``s + jnp.sum((p - t)**2)`` (the floor of a sum of squares);
+- Keras: ``model.evaluate`` with our metrics against Keras' namesakes (the goal: steps/s
+  >= 0.95x, i.e. a time ratio <= 1.05).
 
 Times are never asserted anywhere: the table is for people.
 """
@@ -82,6 +84,45 @@ def jax_rows(rounds: int, reps: int) -> list[tuple[str, float, float]]:
     return rows
 
 
+def keras_rows(rounds: int, reps: int) -> list[tuple[str, float, float]]:
+    """``model.evaluate`` (a Dense model, 64 batches of 256 x 8) with our metrics against the
+    same with Keras' namesakes: seconds per evaluate, interleaved (Keras' backend as set by
+    KERAS_BACKEND, TensorFlow by default)."""
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    from mse_adapters.keras import metrics as ours
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64 * 256, 16)).astype("float32")
+    y = (x[:, :8] + 0.1 * rng.normal(size=(len(x), 8))).astype("float32")
+
+    def model(ms: list) -> keras.Model:
+        keras.utils.set_random_seed(0)
+        m = keras.Sequential([keras.Input((16,)), keras.layers.Dense(8)])
+        m.compile(loss="mse", metrics=ms)
+        m.evaluate(x, y, batch_size=256, verbose=0)  # traced once
+        return m
+
+    pairs = [("MSE, RMSE, MAE", model([ours.MeanSquaredError(), ours.RootMeanSquaredError(),
+                                      ours.MeanAbsoluteError()]),
+              model([keras.metrics.MeanSquaredError(), keras.metrics.RootMeanSquaredError(),
+                     keras.metrics.MeanAbsoluteError()])),
+             ("R2Score", model([ours.R2Score()]), model([keras.metrics.R2Score()]))]
+    rows = []
+    for name, a, b in pairs:
+        ta, tb = [], []
+        for _ in range(rounds):
+            ta.append(_median(lambda: a.evaluate(x, y, batch_size=256, verbose=0), max(3, reps // 5)))  # noqa: B023
+            tb.append(_median(lambda: b.evaluate(x, y, batch_size=256, verbose=0), max(3, reps // 5)))  # noqa: B023
+        rows.append((f"keras ({keras.backend.backend()}) evaluate, 64 steps, {name} (vs keras.metrics)",
+                     float(np.median(ta)), float(np.median(tb))))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=None)
@@ -89,7 +130,7 @@ def main() -> None:
     args = ap.parse_args()
     rounds, reps = (2, 5) if args.quick else (7, 15)
     rows = []
-    for fn in (torch_rows, jax_rows):
+    for fn in (torch_rows, jax_rows, keras_rows):
         try:
             rows += fn(rounds, reps)
         except ImportError as e:  # pragma: no cover - a backend not installed

@@ -1,4 +1,4 @@
-"""The streaming-metric accuracy table (issue 13): float32 streams of 1e6 samples in 100
+"""The streaming metrics' accuracy table: float32 streams of 1e6 samples in 100
 batches of 1e4, targets of std 1 and mean mu, predictions target + 0.1 noise; the truth is
 scikit-learn in float64 on the whole data. Columns: torchmetrics' and keras.metrics'
 R2Score (which accumulate sum(y) and sum(y**2) in float32) and ours in every backend

@@ -43,7 +43,7 @@ from .._presets import PRESET_TABLE, Preset, preset
 from .._spec import LossSpec
 from . import TorchOps
 
-__all__ = ["Metric", "metric_class_name", *()]
+__all__ = ["Metric", "metric_class_name"]
 
 NAMES = ArgNames(pred="preds", target="target")
 _SPEC_FIELDS = frozenset(LossSpec.__dataclass_fields__)

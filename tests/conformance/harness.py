@@ -60,6 +60,12 @@ TOLERANCE["learned-covariance"] = (0.05, 0.02)
 #: a data-parallel step (shards, replicas, micro-batches) against one step on the global batch, float32:
 #: issue 14's target (the summation order of the shards only)
 TOLERANCE["data-parallel"] = (1e-6, 1e-30)
+#: a float32 R^2 or NMSE against float64 or another library's float32: float32's rtol, an atol for values near 0
+TOLERANCE["float32-ratio"] = (1e-5, 1e-6)
+#: issue 13's target: a float32 stream's MSE, MAE or RMSE against scikit-learn in float64, 1e-6 relative
+TOLERANCE["metric-accuracy"] = (1e-6, 1e-30)
+#: issue 13's target: a float32 stream's R^2 or NMSE against scikit-learn in float64, 1e-6 absolute (ABSOLUTE_ONLY)
+TOLERANCE["metric-accuracy-ratio"] = (1e-6, 1e-6)
 
 #: ``rtol_scale`` that keeps only the entry's atol (an absolute bound, e.g. on a learned covariance)
 ABSOLUTE_ONLY = 0.0

@@ -20,9 +20,9 @@ KEYWORD = re.compile(r"\b([ra]tol|rtol_scale)\s*=\s*[-+(\s]*(\d|\.\d)", re.IGNOR
 CONSTANT = re.compile(r"^[ \t]*[A-Z_0-9]*TOL[A-Z_0-9]*\s*(,\s*[A-Z_0-9]+\s*)*(:[^=]*)?=\s*[-+(\s]*(\d|\.\d)",
                       re.MULTILINE)
 
-#: Files being converted on other branches (tests/jax/test_jit.py, tests/metrics, tests/distributed,
-#: tests/diagnostics): their literals are reported as expected failures (xfail) until those branches land.
-PENDING = ("metrics/", "distributed/", "diagnostics/")
+#: Folders being converted on other branches (none now): their literals are reported as expected failures
+#: (xfail) until those branches land.
+PENDING: tuple[str, ...] = ()
 
 
 def literal_tolerances(text: str) -> list[tuple[int, str]]:

@@ -13,6 +13,7 @@ from mse_adapters import numpy as mnp
 from mse_adapters import preset
 from mse_adapters._presets import PRESET_TABLE
 
+from ..conformance.harness import assert_close
 from ._backends import ALL, Backend
 
 ADDITIVE = [p.name for p in PRESET_TABLE if p.spec.finalize == "identity" and p.spec.penalty != "gaussian_nll"]
@@ -40,12 +41,13 @@ def test_reference_shares_add_up(name: str, reduction: str, masked: bool) -> Non
     spec = preset(name, reduction=reduction)
     c = mnp.contributions(p, t, spec, **kw)
     ref = mnp.loss(spec, t, p, **kw)
-    np.testing.assert_allclose(c.loss, ref, rtol=1e-12)
-    np.testing.assert_allclose(c.per_sample.sum(), ref, rtol=1e-12, atol=1e-300)
+    assert_close(c.loss, ref, "float64", f"{name} contributions' loss against the loss")
+    assert_close(c.per_sample.sum(), ref, "float64", f"{name} shares' sum against the loss")
     if reduction == "sum":  # a share is the loss of that sample alone
         for s in range(6):
             one = {n: (v[s:s + 1] if v.shape[:1] == (6,) else v) for n, v in kw.items()}
-            np.testing.assert_allclose(c.per_sample[s], mnp.loss(spec, t[s:s + 1], p[s:s + 1], **one), rtol=1e-12)
+            assert_close(c.per_sample[s], mnp.loss(spec, t[s:s + 1], p[s:s + 1], **one), "float64",
+                         f"{name} share {s} against the loss of sample {s} alone")
     if masked:
         assert c.per_sample[2] == 0.0
 

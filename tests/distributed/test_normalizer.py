@@ -112,8 +112,9 @@ def test_torch_fused_window(name: str) -> None:
     (ga,) = torch.autograd.grad(total, pred)
     one = loss(pred, target, mask=mask)
     (gb,) = torch.autograd.grad(one, pred)
-    torch.testing.assert_close(total, one, rtol=1e-12, atol=0)
-    torch.testing.assert_close(ga, gb, rtol=1e-12, atol=1e-300)
+    rtol, atol = TOLERANCE["float64"]  # float64 micro-batches against the whole window: summation order only
+    torch.testing.assert_close(total, one, rtol=rtol, atol=atol)
+    torch.testing.assert_close(ga, gb, rtol=rtol, atol=atol)
 
 
 @pytest.mark.parametrize("name,reduction,multioutput", CASES)

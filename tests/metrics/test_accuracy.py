@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
+from tests.conformance.harness import ABSOLUTE_ONLY, assert_close
 from tests.metrics.common import RUNNERS
 
 N, BATCHES = 200_000, 20
@@ -94,6 +95,6 @@ def test_accuracy_table(backend: str, table: tuple[np.ndarray, np.ndarray, dict[
     for name in NAMES:
         got = STREAMS[backend](name, y, p)
         if name in ("r2", "nmse"):
-            assert abs(got - truth[name]) <= 1e-6, (backend, name, got, truth[name])
+            assert_close(got, truth[name], "metric-accuracy-ratio", f"{backend} {name}", rtol_scale=ABSOLUTE_ONLY)
         else:
-            assert abs(got - truth[name]) <= 1e-6 * abs(truth[name]), (backend, name, got, truth[name])
+            assert_close(got, truth[name], "metric-accuracy", f"{backend} {name}")

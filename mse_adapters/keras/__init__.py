@@ -46,6 +46,7 @@ eager mode; ``Huber``'s ``delta`` and the loss dtype are kept in the config.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import math
@@ -271,13 +272,36 @@ class KerasOps(Ops):
     def check(self, build: Callable[..., Any], *inputs: Any) -> None:
         if any(self.is_abstract(x) for x in inputs):
             return
-        rules = build(*inputs)
-        if not rules:
-            return
-        oks = ops.convert_to_numpy(ops.stack([ops.all(c) for c, _, _ in rules]))  # one host sync
+        with _compile_time_eval():  # JAX: a constant's checks run at trace time under jit
+            rules = build(*inputs)
+            if not rules:
+                return
+            try:
+                oks = ops.convert_to_numpy(ops.stack([ops.all(c) for c, _, _ in rules]))  # one host sync
+            except _tracer_errors():
+                return  # JAX: a constant inside a mapped context is abstract there
         for ok, (_, text, kw) in zip(oks, rules):
             if not ok:
                 raise ValueError(text.format(**{k: self._host_scalar(v) for k, v in kw.items()}))
+
+
+def _compile_time_eval() -> Any:
+    """On the JAX backend, ``jax.ensure_compile_time_eval()``: operations on constants run
+    eagerly while a function is traced (a weight closed over by a jitted step is checked
+    then); elsewhere nothing."""
+    if _BACKEND != "jax":
+        return contextlib.nullcontext()
+    import jax
+
+    return jax.ensure_compile_time_eval()
+
+
+def _tracer_errors() -> tuple[type[BaseException], ...]:
+    if _BACKEND != "jax":
+        return ()
+    import jax
+
+    return (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError)
 
 
 _OPS = KerasOps()

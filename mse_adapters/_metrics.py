@@ -32,6 +32,7 @@ compensated) the ``_lo`` part of each.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -180,17 +181,18 @@ def batch(ops: Ops, prep: Prepared, acc: str, compensated: bool) -> Stats:
     when ``compensated``).
 
     A backend's metric ops may answer two optional primitives for unweighted, unmasked
-    batches (its optimisation, as the losses' fused paths): ``sum_sq(a, b, axes)``, the sum of
-    (a - b)**2 over ``axes`` (None: all) without materialising the residual, and
-    ``moments(y, axes, acc)``, the mean (in ``acc``) and centred second moment of ``y``
-    in one or two reading passes (float64-accumulated)."""
+    batches (its optimisation, as the losses' fused paths): ``plain_sum(penalty, a, b,
+    axes)`` for the penalties in its ``PLAIN_SUMS``, the sum of penalty(a - b) over ``axes``
+    (None: all) in the fewest passes, and ``moments(y, axes, acc)``, the mean (in ``acc``)
+    and centred second moment of ``y`` in one or two reading passes (float64-accumulated)."""
     spec = prep.spec
     plain = _plain(prep)
     # (with the per-sample stage and no mask every sample has the same number of elements,
-    # so the sum of the per-sample means is the sum of squares over that number)
+    # so the sum of the per-sample means is the plain sum over that number)
     per = prep.shape[-1] if spec.per_sample and prep.shape else 1
-    sum_sq = getattr(ops, "sum_sq", None) if plain and spec.penalty == "square" and not spec.unit_norm \
-        and isinstance(per, int) and per > 0 else None
+    fused = (plain and spec.penalty in getattr(ops, "PLAIN_SUMS", ()) and not spec.unit_norm
+             and isinstance(per, int) and per > 0)
+    sum_sq: Any = functools.partial(ops.plain_sum, spec.penalty) if fused else None  # type: ignore[attr-defined]
     if sum_sq is not None:
         shape = prep.shape
         oshape = shape if len(shape) > 1 else (shape[0], 1) if shape else ()

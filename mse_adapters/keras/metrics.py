@@ -65,9 +65,11 @@ class _MetricOps(KerasOps):
     """Keras' primitives with the metrics' two optional ones (unweighted batches): fewer
     eager ops per update (Keras dispatches each one)."""
 
-    def sum_sq(self, a: Any, b: Any, axes: tuple[int, ...] | None) -> Any:
+    PLAIN_SUMS = frozenset({"square", "abs"})
+
+    def plain_sum(self, penalty: str, a: Any, b: Any, axes: tuple[int, ...] | None) -> Any:
         d = a - b
-        return ops.sum(d * d, axis=axes)
+        return ops.sum(d * d if penalty == "square" else ops.abs(d), axis=axes)
 
     def moments(self, y: Any, axes: tuple[int, ...], acc: str) -> tuple[Any, Any]:
         n = self.count(y, axes)

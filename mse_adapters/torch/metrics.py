@@ -50,14 +50,19 @@ _SPEC_FIELDS = frozenset(LossSpec.__dataclass_fields__)
 
 
 class _MetricOps(TorchOps):
-    """torch's primitives with the metrics' two optional ones (unweighted batches): one
-    fused pass for the sum of squares (``F.mse_loss``'s), and the moments of the target from
-    reading passes (sum, the centred sum and the norm of the centred values)."""
+    """torch's primitives with the metrics' two optional ones (unweighted batches): the sum
+    of a plain penalty of the residual in one or two passes (``F.mse_loss``'s fused sum of
+    squares; |r| in place on the fresh residual), and the moments of the target from
+    reading passes (sum, the centred sum, the sum of the centred squares)."""
 
-    def sum_sq(self, a: Tensor, b: Tensor, axes: tuple[int, ...] | None) -> Tensor:
-        if axes is None:
+    PLAIN_SUMS = frozenset({"square", "abs"})
+
+    def plain_sum(self, penalty: str, a: Tensor, b: Tensor, axes: tuple[int, ...] | None) -> Tensor:
+        if penalty == "square" and axes is None:
             return torch.nn.functional.mse_loss(a, b, reduction="sum")
-        return torch.linalg.vector_norm(a - b, dim=axes).square()
+        d = a - b  # a fresh tensor: the penalty is applied in place (updates run without grad)
+        d = d.mul_(d) if penalty == "square" else d.abs_()
+        return d.sum() if axes is None else d.sum(dim=axes)
 
     def moments(self, y: Tensor, axes: tuple[int, ...], acc: str) -> tuple[Tensor, Tensor]:
         n = 1
@@ -70,7 +75,7 @@ class _MetricOps(TorchOps):
         mhat = torch.sum(y, dim=axes) / n
         dev = y - mhat
         s1 = torch.sum(dev, dim=axes).to(dt)
-        s2 = torch.linalg.vector_norm(dev, dim=axes).to(dt).square()
+        s2 = dev.mul_(dev).sum(dim=axes).to(dt)  # (dev is fresh: squared in place, after s1)
         return mhat.to(dt) + s1 / n, s2 - s1 * (s1 / n)  # the corrected two-pass
 
 

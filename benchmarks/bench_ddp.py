@@ -60,6 +60,7 @@ def worker() -> None:
         if os.environ.get("BENCH_DDP_OUT"):
             with open(os.environ["BENCH_DDP_OUT"], "w", encoding="utf-8") as f:
                 f.write(text)
+    dist.barrier()  # both ranks done before the group goes (a rank leaving early aborts the other)
     dist.destroy_process_group()
 
 

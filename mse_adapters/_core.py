@@ -428,6 +428,16 @@ def normaliser(ops: Ops, prep: Prepared) -> Array:
     valid = validity(ops, prep)
     if valid is not None and spec.transform == "whiten":
         valid = _whole_samples(ops, valid, shape, prep.pred)
+    if not (spec.event_units or spec.per_sample or spec.per_output_stats):
+        # elementwise units: sum(w m) or the valid count, read from the weights and the mask
+        # alone (no loss-shaped array is formed: this runs beside a fused kernel)
+        w = element_weight(ops, prep)
+        if spec.reduction == "sum_over_batch_size" or w is None:
+            n = ops.count(prep.pred) if valid is None else count_true(ops, valid, prep.pred)
+        else:
+            wb = ops.broadcast_to(w, shape)
+            n = ops.sum(wb if valid is None else ops.where(valid, wb, 0.0))
+        return ops.constant(np.asarray(float(n)), prep.pred) if isinstance(n, (int, float)) else n
     zero = prep.pred * 0.0
     if valid is not None:
         zero = ops.where(valid, zero, 0.0)

@@ -17,6 +17,9 @@ from mse_adapters import PRESET_TABLE
 #: Rows per rank and micro-batch (uneven); rank 0's are all masked.
 ROWS = (5, 3, 8, 6)
 MICRO = 4  # micro-batches in an accumulation window
+#: Rows times this in the large cases: every rank's shard above the torch fused kernels'
+#: threshold (2^14 elements), so those run with the process group too.
+LARGE = 1200
 D_IN, D_OUT = 4, 3
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -34,6 +37,12 @@ def cases() -> list[tuple[str, str | None, bool]]:
     return out
 
 
+def large_cases() -> list[tuple[str, str | None, bool]]:
+    """The cases whose reductions run on torch's fused kernels (every linear preset with
+    ``mean`` and ``sum_over_batch_size``, with and without a window), at ``LARGE`` scale."""
+    return [c for c in cases() if c[1] is not None]
+
+
 def compiled_cases() -> list[tuple[str, str | None, bool]]:
     """The cases where every one costs compilations (JAX): the first linear preset of the
     table with both reductions, with and without a window, and every finalized preset (the
@@ -42,10 +51,10 @@ def compiled_cases() -> list[tuple[str, str | None, bool]]:
     return [c for c in cases() if c[0] == first or c[1] is None]
 
 
-def shard(world: int, rank: int, micro: int, dtype: Any = np.float32) -> dict[str, np.ndarray]:
-    """One rank's micro-batch: inputs, targets, sample weights, a mask."""
+def shard(world: int, rank: int, micro: int, dtype: Any = np.float32, scale: int = 1) -> dict[str, np.ndarray]:
+    """One rank's micro-batch: inputs, targets, sample weights, a mask (``scale`` times the rows)."""
     rng = np.random.default_rng(1000 * world + 10 * rank + micro)
-    n = ROWS[rank % len(ROWS)] + micro % 2
+    n = (ROWS[rank % len(ROWS)] + micro % 2) * scale
     mask = rng.random((n, D_OUT)) > 0.35
     if rank == 0:
         mask[:] = False  # a rank with nothing valid
@@ -55,8 +64,8 @@ def shard(world: int, rank: int, micro: int, dtype: Any = np.float32) -> dict[st
             "sample_weight": rng.uniform(0.2, 2.0, size=n).astype(dtype), "mask": mask}
 
 
-def global_batch(world: int, micros: int, dtype: Any = np.float32) -> dict[str, np.ndarray]:
-    parts = [shard(world, r, m, dtype) for m in range(micros) for r in range(world)]
+def global_batch(world: int, micros: int, dtype: Any = np.float32, scale: int = 1) -> dict[str, np.ndarray]:
+    parts = [shard(world, r, m, dtype, scale) for m in range(micros) for r in range(world)]
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from mse_adapters import torch as mt
 from mse_adapters._presets import row
-from tests.distributed._cases import MICRO, OUTPUT_WEIGHT, cases, model_init, shard
+from tests.distributed._cases import LARGE, MICRO, OUTPUT_WEIGHT, cases, large_cases, model_init, shard
 
 
 def build(name: str, reduction: str | None, group: object) -> nn.Module:
@@ -31,7 +31,8 @@ def main() -> None:
                             timeout=timedelta(seconds=60))
     group = dist.group.WORLD
     results: dict[str, np.ndarray] = {}
-    for name, reduction, accumulate in cases():
+    all_cases = [(c, 1) for c in cases()] + [(c, LARGE) for c in large_cases()]
+    for (name, reduction, accumulate), scale in all_cases:
         w, b = model_init()
         model = nn.Linear(w.shape[1], w.shape[0])
         with torch.no_grad():
@@ -39,8 +40,8 @@ def main() -> None:
             model.bias.copy_(torch.as_tensor(b))
         ddp = nn.parallel.DistributedDataParallel(model)
         loss_fn = build(name, reduction, group)
-        key = f"{name}-{reduction}-{accumulate}"
-        micros = [shard(world, rank, m) for m in range(MICRO if accumulate else 1)]
+        key = ("large-" if scale > 1 else "") + f"{name}-{reduction}-{accumulate}"
+        micros = [shard(world, rank, m, scale=scale) for m in range(MICRO if accumulate else 1)]
         data = [{k: torch.as_tensor(v) for k, v in mb.items()} for mb in micros]
         if accumulate and loss_fn.spec.finalize != "identity":  # pragma: no cover - not in cases()
             continue

@@ -33,7 +33,7 @@ compensated) the ``_lo`` part of each.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,7 @@ import numpy as np
 from . import _core
 from . import _messages as msg
 from ._core import Ops, Prepared, count_true, safe_div, safe_sqrt
+from ._presets import PRESET_TABLE, Preset, preset
 from ._spec import LossSpec
 
 __all__ = ["check_spec", "fields", "n_outputs", "zeros", "batch", "merge", "fold", "result", "adjusted_r2",
@@ -348,3 +349,35 @@ def adjusted_r2(ops: Ops, r2: Array, n: Array, regressors: int) -> Array:
     ok = n - (regressors + 1.0) > 0
     ratio = (n - 1.0) / ops.where(ok, n - (regressors + 1.0), 1.0)
     return ops.where(ok, 1.0 - (1.0 - r2) * ratio, r2)
+
+
+# ---------------------------------------------------------------------------------------
+# The bindings' shared pieces
+# ---------------------------------------------------------------------------------------
+
+
+def metric_class_name(row: Preset) -> str:
+    """The metric class of a preset row (torch, Keras): the Keras loss name when it names an
+    error or a score (``MeanSquaredError``, ``R2Score``), else that name + ``Error``
+    (``HuberError``)."""
+    return row.keras if row.keras.endswith(("Error", "Score")) else row.keras + "Error"
+
+
+def constructor(name: str, backend: str, factory: Callable[..., Any]) -> Callable[..., Any]:
+    """The metric constructor of the preset ``name`` in a functional backend (``"jax"``,
+    ``"numpy"``): its options are the loss' fields with the backend's defaults, and
+    ``factory(spec, check_values=...)`` builds the metric."""
+    row = next(p for p in PRESET_TABLE if p.name == name)
+
+    def make(*, check_values: bool = True, **options: Any) -> Any:
+        if isinstance(options.get("multioutput"), (list, tuple, np.ndarray)):
+            options["multioutput"] = tuple(float(v) for v in options["multioutput"])
+        return factory(preset(name, **{**row.defaults.get(backend, {}), **options}), check_values=check_values)
+
+    make.__name__ = make.__qualname__ = name
+    make.__doc__ = (f"Streaming {row.title[0].lower() + row.title[1:]}: a :class:`Metric` of the preset "
+                    f"``{name}`` (options: the fields of the loss ``mse_adapters.{backend}.{name}``, e.g. "
+                    "``reduction``, ``multioutput``, ``missing``"
+                    + ("".join(f", ``{p}``" for p in row.params)) + ").")
+    return make
+

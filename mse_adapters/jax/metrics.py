@@ -26,7 +26,6 @@ float64-like accuracy; with x64 they are float64.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -35,7 +34,7 @@ import numpy as np
 
 from .. import _metrics
 from .._prepare import prepare
-from .._presets import PRESET_TABLE, preset
+from .._presets import PRESET_TABLE
 from .._spec import LossSpec
 from . import NAMES, JaxOps
 
@@ -122,21 +121,6 @@ def metric(spec: LossSpec, *, check_values: bool = True) -> Metric:
     return Metric(spec, check_values=check_values)
 
 
-def _constructor(name: str) -> Callable[..., Metric]:
-    row = next(p for p in PRESET_TABLE if p.name == name)
-
-    def make(*, check_values: bool = True, **options: Any) -> Metric:
-        if isinstance(options.get("multioutput"), (list, tuple, np.ndarray)):
-            options["multioutput"] = tuple(float(v) for v in options["multioutput"])
-        return Metric(preset(name, **{**row.defaults.get("jax", {}), **options}), check_values=check_values)
-
-    make.__name__ = make.__qualname__ = name
-    make.__doc__ = (f"Streaming {row.title[0].lower() + row.title[1:]}: a :class:`Metric` of the preset "
-                    f"``{name}`` (options: the fields of the loss ``mse_adapters.jax.{name}``" +
-                    (", e.g. " + ", ".join(f"``{p}``" for p in row.params) if row.params else "") + ").")
-    return make
-
-
 for _row in PRESET_TABLE:
-    globals()[_row.name] = _constructor(_row.name)
+    globals()[_row.name] = _metrics.constructor(_row.name, "jax", metric)
 del _row

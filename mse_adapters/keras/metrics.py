@@ -55,10 +55,7 @@ __all__ = ["Metric", "metric_class_name"]
 _BACKEND = keras.backend.backend()
 
 
-def metric_class_name(row: Preset) -> str:
-    """The metric class of a preset row: the Keras loss name when it names an error or a
-    score (``MeanSquaredError``, ``R2Score``), else that name + ``Error`` (``HuberError``)."""
-    return row.keras if row.keras.endswith(("Error", "Score")) else row.keras + "Error"
+metric_class_name = _metrics.metric_class_name
 
 
 class _MetricOps(KerasOps):

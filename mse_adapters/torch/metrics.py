@@ -82,10 +82,7 @@ class _MetricOps(TorchOps):
 OPS = _MetricOps()
 
 
-def metric_class_name(row: Preset) -> str:
-    """The metric class of a preset row: the Keras loss name when it names an error or a
-    score (``MeanSquaredError``, ``R2Score``), else that name + ``Error`` (``HuberError``)."""
-    return row.keras if row.keras.endswith(("Error", "Score")) else row.keras + "Error"
+metric_class_name = _metrics.metric_class_name
 
 
 def _fold_stacked(spec: LossSpec, stacked: Tensor) -> Tensor:

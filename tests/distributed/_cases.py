@@ -109,6 +109,20 @@ def launch(script: str, world: int, args: list[str], timeout: float = 120.0) -> 
     return outs
 
 
+def run_keras_worker(name: str, backend: str, timeout: float = 300.0) -> dict[str, float]:
+    """Run ``tests/distributed/<name>`` in a fresh process with Keras on ``backend`` (the
+    devices are configured before the framework starts) and return the JSON it prints last."""
+    import json
+
+    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "KERAS_BACKEND": backend, "CUDA_VISIBLE_DEVICES": "", "JAX_PLATFORMS": "cpu"}
+    env.pop("NAIVE", None)  # the workers' per-replica (wrong) mode, for the notes only
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
+    proc = subprocess.run([sys.executable, script], env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
 def step_errors(results: dict[str, float]) -> dict[str, tuple[float, float]]:
     """A Keras worker's results (tests/distributed/_keras_cases.py) as {step: (its error, the
     one-device float32 step's error)}, both relative to the exact float64 step."""

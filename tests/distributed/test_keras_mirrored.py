@@ -5,30 +5,18 @@ weights leave the same weights as one step on the global batch on one device."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
 pytest.importorskip("tensorflow")
 pytest.importorskip("keras")
 
 from tests.conformance.harness import TOLERANCE  # noqa: E402
-from tests.distributed._cases import ROOT, step_errors  # noqa: E402
-
-WORKER = os.path.join(os.path.dirname(__file__), "_keras_worker.py")
+from tests.distributed._cases import run_keras_worker, step_errors  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def results() -> dict:
-    env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "KERAS_BACKEND": "tensorflow", "CUDA_VISIBLE_DEVICES": ""}
-    env.pop("NAIVE", None)
-    proc = subprocess.run([sys.executable, WORKER], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_keras_worker("_keras_worker.py", "tensorflow")
 
 
 def test_two_replicas(results: dict) -> None:

@@ -381,3 +381,22 @@ def constructor(name: str, backend: str, factory: Callable[..., Any]) -> Callabl
                     + ("".join(f", ``{p}``" for p in row.params)) + ").")
     return make
 
+
+def bind_classes(namespace: dict[str, Any], base: type, note: str,
+                 attrs: Callable[[Preset], dict[str, Any]] | None = None,
+                 register: Callable[[type], type] | None = None) -> None:
+    """A metric class per preset row (torch, Keras), a subclass of ``base`` named by
+    :func:`metric_class_name`, into a module's ``namespace`` and its ``__all__`` (a class
+    written there already, e.g. ``R2Score`` with its framework's arguments, is kept).
+    ``note``: the docstring after the preset's name; ``attrs``: further class attributes of a
+    row; ``register``: the framework's registration (Keras' serialisation)."""
+    for row in PRESET_TABLE:
+        name = metric_class_name(row)
+        if name not in namespace:
+            doc = (f"Streaming {row.title[0].lower() + row.title[1:]} (the preset ``{row.name}``){note}"
+                   + (" (" + ", ".join(f"``{p}``" for p in row.params) + ")" if row.params else "") + ".")
+            cls = type(name, (base,), {"_preset": row.name, "__doc__": doc, "__module__": namespace["__name__"],
+                                       **(attrs(row) if attrs else {})})
+            namespace[name] = register(cls) if register else cls
+        namespace["__all__"].append(name)
+

@@ -42,7 +42,7 @@ from keras import ops
 
 from .. import _metrics
 from .._prepare import prepare
-from .._presets import PRESET_TABLE, Preset, preset
+from .._presets import PRESET_TABLE, preset
 from .._spec import LossSpec
 from . import NAMES, PACKAGE, KerasOps, _keras_mask, _same_rank
 
@@ -250,20 +250,5 @@ class R2Score(_Preset):
         return {**config, "class_aggregation": self.class_aggregation, "num_regressors": self.num_regressors}
 
 
-def _make(row: Preset) -> type[_Preset]:
-    cls = type(metric_class_name(row), (_Preset,), {
-        "_preset": row.name,
-        "__doc__": (f"Streaming {row.title[0].lower() + row.title[1:]} (the preset ``{row.name}``), exact over "
-                    "the epoch; the loss' options as keywords"
-                    + (" (" + ", ".join(f"``{p}``" for p in row.params) + ")" if row.params else "") + "."),
-        "__module__": __name__,
-    })
-    return keras.saving.register_keras_serializable(package=METRICS_PACKAGE)(cls)
-
-
-for _row in PRESET_TABLE:
-    _name = metric_class_name(_row)
-    if _name not in globals():
-        globals()[_name] = _make(_row)
-    __all__.append(_name)
-del _row, _name
+_metrics.bind_classes(globals(), _Preset, ", exact over the epoch; the loss' options as keywords",
+                      register=keras.saving.register_keras_serializable(package=METRICS_PACKAGE))

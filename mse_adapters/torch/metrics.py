@@ -39,7 +39,7 @@ from torch import Tensor
 from .. import _metrics
 from .._core import ArgNames
 from .._prepare import prepare
-from .._presets import PRESET_TABLE, Preset, preset
+from .._presets import PRESET_TABLE, preset
 from .._spec import LossSpec
 from . import TorchOps
 
@@ -214,21 +214,5 @@ class R2Score(_Preset):
         Metric.__init__(self, preset("r2", **fields), num_outputs=num_outputs, **rest)
 
 
-def _make(row: Preset) -> type[_Preset]:
-    cls = type(metric_class_name(row), (_Preset,), {
-        "_preset": row.name,
-        "__doc__": (f"Streaming {row.title[0].lower() + row.title[1:]} (the preset ``{row.name}``): "
-                    "``num_outputs`` as torchmetrics, the loss' options as keywords"
-                    + (" (" + ", ".join(f"``{p}``" for p in row.params) + ")" if row.params else "") + "."),
-        "__module__": __name__,
-        "higher_is_better": row.spec.finalize == "r2",
-    })
-    return cls
-
-
-for _row in PRESET_TABLE:
-    _name = metric_class_name(_row)
-    if _name not in globals():
-        globals()[_name] = _make(_row)
-    __all__.append(_name)
-del _row, _name
+_metrics.bind_classes(globals(), _Preset, ": ``num_outputs`` as torchmetrics, the loss' options as keywords",
+                      attrs=lambda row: {"higher_is_better": row.spec.finalize == "r2"})

@@ -15,7 +15,7 @@ HARNESS = TESTS / "conformance" / "harness.py"
 SELF = pathlib.Path(__file__).resolve()  # its examples below are literals on purpose
 
 #: ``rtol=`` / ``atol=`` / ``rtol_scale=`` (any case, spaces allowed) followed by a number: 1e-6, .5, (2e-3 * x)...
-KEYWORD = re.compile(r"\b([ra]tol|rtol_scale)\s*=\s*[-+(\s]*(\d|\.\d)", re.IGNORECASE)
+KEYWORD = re.compile(r"\b([ra]tol|rtol_scale)\b['\"]?\s*[=:]\s*[-+(\s]*(\d|\.\d)", re.IGNORECASE)
 #: ``RTOL = 1e-12``, ``RTOL, ATOL = 1e-12, 1e-13``, ``RTOL32 = 2e-6``: a tolerance-named constant bound to a number
 CONSTANT = re.compile(r"^[ \t]*[A-Z_0-9]*TOL[A-Z_0-9]*\s*(,\s*[A-Z_0-9]+\s*)*(:[^=]*)?=\s*[-+(\s]*(\d|\.\d)",
                       re.MULTILINE)
@@ -57,6 +57,9 @@ def test_no_literal_tolerance(path):
     ("np.isclose(a, b, rtol=1e-5, atol=1e-6)", 1),
     ("close(a, b,\n    atol=2e-2)", 1),
     ("f(a, b, rtol=RTOL)", 0),
+    ('tol = {"rtol": 2e-6, "atol": 1e-7}', 1),
+    ("tol = {'atol': .5}", 1),
+    ('tol = {"rtol": TOLERANCE["float32"][0]}', 0),
     ("assert_close(a, b, 'float32', 'x', rtol_scale=10.0)", 1),
     ("assert_close(a, b, 'float32', 'x', rtol_scale=ABSOLUTE_ONLY)", 0),
     ("RTOL, ATOL = 1e-12, 1e-13\n", 1),

@@ -27,6 +27,7 @@ from mse_adapters import (  # noqa: E402
 from mse_adapters import numpy as mnp  # noqa: E402
 from tests.conformance.harness import ABSOLUTE_ONLY, assert_close  # noqa: E402
 from tests.numpy.test_whitening import ERRORS, P6, T6, data, spd  # noqa: E402
+from tests.oracles.gaussian_nll import torch_case  # noqa: E402
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch not installed")
@@ -217,17 +218,8 @@ def test_gaussian_nll_equals_torch(full, reduction, vshape, dtype):
     variance shapes and its eps clamp (the gradient passes through it) included."""
     import torch
 
-    g = torch.Generator().manual_seed(0)
     tdt = getattr(torch, dtype)
-    x = torch.randn(6, 4, generator=g, dtype=tdt)
-    y = torch.randn(6, 4, generator=g, dtype=tdt)
-    shapes = {"elem": (6, 4), "sample": (6,), "col": (6, 1), "row": (1, 4)}
-    if vshape == "float":
-        var: object = 0.3
-    else:
-        v = torch.rand(shapes[vshape], generator=g, dtype=tdt) + 0.1
-        v.view(-1)[0] = 1e-9  # below eps: clamped, the gradient passing through
-        var = v
+    x, y, var, g = torch_case(dtype, vshape)
     leaves = [x.clone().requires_grad_(), y.clone().requires_grad_()]
     if not isinstance(var, float):
         leaves.append(var.clone().requires_grad_())
@@ -247,12 +239,12 @@ def test_gaussian_nll_equals_torch(full, reduction, vshape, dtype):
         grads = jax.grad(ours, argnums=tuple(range(len(args))))(*args)
         # jitted too (for one reduction: each is an XLA compilation)
         jitted = jax.jit(jax.grad(ours, argnums=tuple(range(len(args)))))(*args) if reduction == "mean" else grads
-    tol = {"rtol": 2e-6, "atol": 2e-6} if dtype == "float32" else {"rtol": 1e-12, "atol": 1e-13}
-    np.testing.assert_allclose(np.asarray(got), want.detach().numpy(), **tol)
-    for a, b, c in zip(grads, jitted, gw):
+    entry = "float32-pointwise" if dtype == "float32" else "float64"
+    assert_close(np.asarray(got), want.detach().numpy(), entry, "gaussian_nll value")
+    for i, (a, b, c) in enumerate(zip(grads, jitted, gw)):
         assert a.dtype == getattr(jnp, dtype)
-        np.testing.assert_allclose(np.asarray(a), c.numpy(), **tol)
-        np.testing.assert_allclose(np.asarray(b), c.numpy(), **tol)
+        assert_close(np.asarray(a), c.numpy(), entry, f"gaussian_nll gradient {i}")
+        assert_close(np.asarray(b), c.numpy(), entry, f"gaussian_nll jitted gradient {i}")
 
 
 @pytest.mark.parametrize("vshape", [(6, 1, 1), (1, 1), (4,), (6, 3)])

@@ -3,11 +3,11 @@
 Two ranks hold uneven shares of a masked regression batch (3 and 24 valid targets). DDP
 averages the ranks' gradients, so a per-rank masked mean (``MSELoss()(p, t, mask=m)`` on
 each rank) gives the gradient of the average of two ratios, not of the global masked mean.
-``MSELoss(process_group=dist.group.WORLD)`` all-reduces the numerator and the normaliser
+``MSELoss(process_group=dist.group.WORLD)`` all-reduces the numerator and the normalizer
 (one collective of two scalars), returns the global loss on every rank, and its gradient
 after DDP's averaging is the single-process gradient on the global batch. The second part
 accumulates over 4 micro-batches with ``no_sync`` and ``normalizer=``, the window's
-normaliser from ``loss_fn.normalizer(...)``.
+normalizer from ``loss_fn.normalizer(...)``.
 
 Run: ``torchrun --standalone --nproc-per-node=2 examples/ddp_masked_regression.py``, or
 ``python examples/ddp_masked_regression.py`` (it then starts its own 2 gloo processes on

@@ -3,7 +3,7 @@
 Two targets are linear in four features. A quarter of the target entries were not observed
 (NaN in ``y``, ``False`` in the mask), and the samples come from two instruments: a precise
 one (noise 0.05) and a poor one (noise 2.0). The loss is our MSE with the mask (masked
-entries count nowhere: not in the value, the gradient or the normaliser, NaN or not) and
+entries count nowhere: not in the value, the gradient or the normalizer, NaN or not) and
 per-sample weights 1 / noise**2 (weighted least squares), inside a jitted Optax train step
 on minibatches: one trace for the whole run. Optax's own ``squared_error`` has no mask or
 weights: with the NaN targets it is NaN from the first step.

@@ -2,7 +2,7 @@
 
 A masked regression batch is split over 4 devices holding 0, 4, 7 and 12 valid targets.
 Inside ``shard_map``, averaging the per-device masked means (``pmean``) is not the global
-masked mean; ``mse(..., axis_name="d")`` sums the numerator and the normaliser with one
+masked mean; ``mse(..., axis_name="d")`` sums the numerator and the normalizer with one
 ``psum``, so the value and the gradient (per device, then ``pmean`` as in a usual
 data-parallel step) are those of the global batch. Under ``jax.jit`` with the arrays
 sharded over a mesh (``NamedSharding``) the loss is the global one with no argument at all.

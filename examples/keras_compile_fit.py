@@ -3,7 +3,7 @@
 Three targets are linear in five features; 30% of the target entries are missing, marked
 with NaN in ``y`` itself (the common multi-task case). Keras' ``MeanSquaredError`` is NaN
 from the first batch. ``MeanSquaredError(missing="nan", weight=...)`` ignores the missing
-entries in the value, the gradient and the normaliser, weights the three outputs
+entries in the value, the gradient and the normalizer, weights the three outputs
 ``1 : 1 : 4`` (the third is the one we care most about), trains with ``model.fit`` and
 per-sample weights, and survives ``model.save`` / ``keras.models.load_model`` with every
 hyperparameter (no ``custom_objects`` needed).

@@ -7,7 +7,7 @@ occluded: for a joint hidden in 40 % of the images the predicted peak drops by a
 in every image (the model cannot tell from the input which images hide it). Visibility weights,
 ``MSELoss()(pred, target, weight=visible)`` with ``visible`` of shape ``(B, J, 1, 1)``
 (broadcast over each heatmap), remove the occluded joints from the value, the gradient and
-the normaliser: the peaks stay at 1.
+the normalizer: the peaks stay at 1.
 
 PyTorch: a small MLP from (jittered) joint coordinates to 4 heatmaps of 16 x 16, Adam.
 

@@ -3,7 +3,7 @@
 Three targets are linear in five features; 30% of the target entries are missing (NaN), as
 in multi-task data where not every property is measured for every sample. A hand-written
 MSE would be NaN from the first step; ``MSELoss(missing="nan")`` ignores the missing
-entries in the value, the gradient and the normaliser, and the fit recovers the true
+entries in the value, the gradient and the normalizer, and the fit recovers the true
 weights.
 
 Run: ``python examples/torch_training_loop.py``

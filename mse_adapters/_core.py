@@ -25,7 +25,7 @@ from . import _messages as msg
 from ._penalties import PENALTY_TABLE
 from ._spec import LossSpec
 
-__all__ = ["Ops", "ArgNames", "Prepared", "Whitening", "evaluate", "normaliser", "normalizer_shape", "EPS",
+__all__ = ["Ops", "ArgNames", "Prepared", "Whitening", "evaluate", "normalizer", "normalizer_shape", "EPS",
            "LOG_2PI_HALF"]
 
 Array = Any
@@ -283,7 +283,7 @@ def to_float(ops: Ops, x: Array, like: Array) -> Array:
 
 
 def safe_div(ops: Ops, num: Array, den: Array | float) -> Array:
-    """num / den, and 0 (with a zero gradient) where den == 0: an all-zero normaliser. A NaN
+    """num / den, and 0 (with a zero gradient) where den == 0: an all-zero normalizer. A NaN
     or inf in ``num`` still propagates there (``num * 0``): the guard never makes a number
     of a NaN."""
     if isinstance(den, (int, float)):
@@ -327,8 +327,8 @@ def leading_shape(name: str, shape: Shape, target: Shape, target_name: str) -> S
     return shape + (1,) * (len(target) - len(shape))
 
 
-def reduction_normaliser(spec: LossSpec, weighted: bool, masked: bool) -> str | None:
-    """Which normaliser a scalar reduction divides by (for the fused paths): ``None``
+def reduction_normalizer(spec: LossSpec, weighted: bool, masked: bool) -> str | None:
+    """Which normalizer a scalar reduction divides by (for the fused paths): ``None``
     (``sum``), ``"weights"`` (sum(w m), ``mean`` with weights), ``"valid"`` (the number of
     valid units) or ``"count"`` (the number of units)."""
     if spec.reduction == "sum":
@@ -400,12 +400,12 @@ def units_of(ops: Ops, prep: Prepared) -> tuple[_Units, Array | None]:
 
 
 # ---------------------------------------------------------------------------------------
-# The normaliser (docs/design.md, "Scale-out")
+# The normalizer (docs/design.md, "Scale-out")
 # ---------------------------------------------------------------------------------------
 
 
 def normalizer_shape(spec: LossSpec, shape: Shape) -> Shape | None:
-    """The shape of ``spec``'s normaliser for a prediction of ``shape``: ``()`` for the
+    """The shape of ``spec``'s normalizer for a prediction of ``shape``: ``()`` for the
     scalar reductions (``mean``, ``sum_over_batch_size``), ``(d,)`` for the per-output ones;
     None where the reduction divides by none that sums over a batch's parts (``none``,
     ``sum``, ``per_sample``)."""
@@ -417,7 +417,7 @@ def normalizer_shape(spec: LossSpec, shape: Shape) -> Shape | None:
     return None
 
 
-def normaliser(ops: Ops, prep: Prepared) -> Array:
+def normalizer(ops: Ops, prep: Prepared) -> Array:
     """The denominator ``spec``'s reduction divides this batch's sum by, by the contract's
     rules: sum(w m) (the broadcast weights times the validity) for ``mean``, the number of
     valid units for ``sum_over_batch_size``, one per output for the per-output reductions.
@@ -455,7 +455,7 @@ def normaliser(ops: Ops, prep: Prepared) -> Array:
         if wm is None:
             return as_array(ops, ops.count(_as_outputs(ops, units.loss, units.shape), axes), like)
         return ops.sum(_as_outputs(ops, wm, units.shape), axes)
-    return as_array(ops, _scalar_normaliser(ops, spec.reduction, units, wm), ops.sum(units.loss))
+    return as_array(ops, _scalar_normalizer(ops, spec.reduction, units, wm), ops.sum(units.loss))
 
 
 def _whole_samples(ops: Ops, valid: Array, shape: Shape, like: Array) -> Array:
@@ -597,7 +597,7 @@ def _weight_and_mask(ops: Ops, u: _Units) -> tuple[Array | None, Array | None]:
     return w * u.loss, w
 
 
-def _normaliser(ops: Ops, u: _Units, wm: Array | None, axes: tuple[int, ...] | None = None) -> Array | float:
+def _normalizer(ops: Ops, u: _Units, wm: Array | None, axes: tuple[int, ...] | None = None) -> Array | float:
     """sum(w * m) over ``axes``: a count without weights (of the valid units, if masked)."""
     if wm is None:
         return ops.count(u.loss, axes)
@@ -614,7 +614,7 @@ def _reduce(ops: Ops, reduction: str, u: _Units, prep: Prepared | None = None) -
         return wl
     if reduction == "per_sample":
         axes = tuple(range(1, len(u.shape)))
-        return safe_div(ops, ops.sum(wl, axes), _normaliser(ops, u, wm, axes))
+        return safe_div(ops, ops.sum(wl, axes), _normalizer(ops, u, wm, axes))
     num = ops.sum(wl)
     if reduction == "sum":
         if prep is not None and prep.allreduce is not None:
@@ -625,16 +625,16 @@ def _reduce(ops: Ops, reduction: str, u: _Units, prep: Prepared | None = None) -
         if prep.allreduce is not None:
             (num,) = prep.allreduce((num,))
         return safe_div(ops, num, den)
-    den = _scalar_normaliser(ops, reduction, u, wm)
+    den = _scalar_normalizer(ops, reduction, u, wm)
     if prep is not None and prep.allreduce is not None:
         num, den = prep.allreduce((num, as_array(ops, den, num)))
     return safe_div(ops, num, den)
 
 
-def _scalar_normaliser(ops: Ops, reduction: str, u: _Units, wm: Array | None) -> Array | float:
+def _scalar_normalizer(ops: Ops, reduction: str, u: _Units, wm: Array | None) -> Array | float:
     """The denominator of ``mean`` (sum(w m)) or ``sum_over_batch_size`` (the valid units)."""
     if reduction == "mean":
-        return _normaliser(ops, u, wm)
+        return _normalizer(ops, u, wm)
     assert reduction == "sum_over_batch_size", reduction
     return ops.count(u.loss) if u.valid is None else count_true(ops, u.valid, u.loss)
 

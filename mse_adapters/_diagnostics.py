@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _messages as msg
-from ._core import ArgNames, Ops, _normaliser, _reduce, _weight_and_mask, count_true, evaluate, safe_div, units_of
+from ._core import ArgNames, Ops, _normalizer, _reduce, _weight_and_mask, count_true, evaluate, safe_div, units_of
 from ._prepare import check_input, compute_dtype, prepare
 from ._presets import preset
 from ._spec import LossSpec
@@ -57,7 +57,7 @@ class Contributions(NamedTuple):
     """Each sample's share of a reduced loss.
 
     ``per_sample`` (shape ``(B,)``) adds up to ``loss`` (to rounding): the weighted sum of a
-    sample's units divided by the reduction's normaliser (a masked sample contributes 0).
+    sample's units divided by the reduction's normalizer (a masked sample contributes 0).
     ``top_indices`` / ``top_values``: the ``k`` largest shares, largest first (NumPy
     arrays, computed on the host; None when ``k`` is None, so that the call can be traced)."""
 
@@ -137,7 +137,7 @@ def contributions(ops: Ops, spec: LossSpec, predictions: Any, target: Any, *, we
     if spec.reduction == "sum":
         share = num
     elif spec.reduction == "mean":
-        share = safe_div(ops, num, _normaliser(ops, units, wm))
+        share = safe_div(ops, num, _normalizer(ops, units, wm))
     else:
         den = ops.count(wl) if units.valid is None else count_true(ops, units.valid, units.loss)
         share = safe_div(ops, num, den)

@@ -203,7 +203,7 @@ def derivative_direction(shape: Shape) -> str:
             "scalar input)")
 
 
-# -- scale-out: normalisers and replicas (docs/design.md, "Scale-out") ---------------------
+# -- scale-out: normalizers and replicas (docs/design.md, "Scale-out") ---------------------
 
 NORMALIZER_NOT_FINITE = "normalizer must be finite; it contains NaN or inf"
 NORMALIZER_NEGATIVE = ("normalizer must be non-negative (a sum of weights or a count of valid units); its "

@@ -12,7 +12,7 @@ The statistics, each an array of shape ``(k,)`` (``k`` = the number of outputs f
 per-output reduction or multioutput, else 1):
 
 - additive losses (``finalize`` identity or sqrt): ``total`` = sum(w m l) and ``weight``
-  = the reduction's normaliser (sum(w m) for ``mean``, the number of valid units for
+  = the reduction's normalizer (sum(w m) for ``mean``, the number of valid units for
   ``sum_over_batch_size``); merged by addition.
 - NMSE and R^2: ``total`` (the SSE), ``weight`` (sum(w m)), ``mean`` (the weighted mean of
   the target), ``m2`` (its centred second moment sum(w m (y - mean)**2)) and ``count`` (the
@@ -231,7 +231,7 @@ def batch(ops: Ops, prep: Prepared, acc: str, compensated: bool) -> Stats:
         else:
             total = ops.reshape(ops.sum(wl), (1,))
             if spec.reduction == "mean":
-                d = _core._normaliser(ops, u, wm)
+                d = _core._normalizer(ops, u, wm)
             else:  # sum_over_batch_size (and sum: not used)
                 d = ops.count(wl) if u.valid is None else count_true(ops, u.valid, u.loss)
         den = _full(ops, d, 1, like)

@@ -34,7 +34,7 @@ from ._core import (
     Rule,
     Whitening,
     check_trailing,
-    normaliser,
+    normalizer,
     normalizer_shape,
     var_shape,
 )
@@ -371,7 +371,7 @@ def prepare(
 
 
 def normalizer_rules(ops: Ops) -> Any:
-    """A normaliser is finite and non-negative (from its extrema: one pass)."""
+    """A normalizer is finite and non-negative (from its extrema: one pass)."""
 
     def build(n: Array) -> list[Rule]:
         if 0 in ops.shape(n):
@@ -384,7 +384,7 @@ def normalizer_rules(ops: Ops) -> Any:
 
 
 def check_normalizer_spec(spec: LossSpec, shape: tuple[int, ...]) -> tuple[int, ...]:
-    """The shape a normaliser of ``spec`` has (a ValueError where the loss has none that
+    """The shape a normalizer of ``spec`` has (a ValueError where the loss has none that
     adds up over a batch's parts)."""
     if spec.finalize != "identity" or spec.multioutput == "variance_weighted":
         raise ValueError(msg.normalizer_nonlinear(spec.finalize, spec.multioutput))
@@ -396,7 +396,7 @@ def check_normalizer_spec(spec: LossSpec, shape: tuple[int, ...]) -> tuple[int, 
 
 def _prepare_normalizer(ops: Ops, spec: LossSpec, n: Any, dtype: str, like: Array, shape: tuple[int, ...],
                         check_values: bool) -> Array:
-    """The call's ``normalizer``: for a linear reduction, of the normaliser's shape, in the
+    """The call's ``normalizer``: for a linear reduction, of the normalizer's shape, in the
     compute dtype, finite and non-negative."""
     want = check_normalizer_spec(spec, shape)
     check_input(ops, "normalizer", n)
@@ -462,7 +462,7 @@ def _check_structured_values(ops: Ops, prep: Prepared) -> None:
 def batch_normalizer(ops: Ops, spec: LossSpec, target: Any, *, weight: Any = None, sample_weight: Any = None,
                      mask: Any = None, fixed: Fixed | None = None, extra_masks: tuple[tuple[str, Array], ...] = (),
                      names: ArgNames = DEFAULT_NAMES, check_values: bool = True, dtype: str | None = None) -> Array:
-    """The normaliser of one batch (docs/design.md, "Scale-out"): what ``spec``'s reduction
+    """The normalizer of one batch (docs/design.md, "Scale-out"): what ``spec``'s reduction
     divides the batch's sum by, from the targets, weights and masks alone (the predictions
     play no part): sum(w m) for ``mean``, the valid units for ``sum_over_batch_size``, one
     per output for the per-output reductions. Every adapter's ``normalizer(...)``."""
@@ -471,4 +471,4 @@ def batch_normalizer(ops: Ops, spec: LossSpec, target: Any, *, weight: Any = Non
                    dtype=dtype)
     if normalizer_shape(prep.spec, prep.shape) is None:
         raise ValueError(msg.normalizer_reduction(prep.spec.reduction))
-    return normaliser(ops, prep)
+    return normalizer(ops, prep)

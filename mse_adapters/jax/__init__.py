@@ -326,7 +326,7 @@ def _psum_of(axis_name: Any) -> Callable[[tuple[Any, ...]], tuple[Any, ...]] | N
 def normalizer(spec: LossSpec | str, targets: ArrayLike, *, weight: OptArray = None, sample_weight: OptArray = None,
                mask: OptArray = None, axis_name: Any = None, check_values: CheckValues = True,
                **fields: Any) -> jax.Array:
-    """The normaliser of a batch for ``spec`` (a :class:`~mse_adapters.LossSpec` or a preset
+    """The normalizer of a batch for ``spec`` (a :class:`~mse_adapters.LossSpec` or a preset
     name, with spec ``fields`` such as ``reduction=``): what its reduction divides the sum by
     (sum(w m) for ``mean``, the valid units for ``sum_over_batch_size``, one per output for
     the per-output reductions); summed over the devices of ``axis_name`` when given. Sum it
@@ -425,7 +425,7 @@ class Loss:
 
     def normalizer(self, targets: ArrayLike, *, weight: OptArray = None, sample_weight: OptArray = None,
                    mask: OptArray = None, axis_name: Any = None) -> jax.Array:
-        """The batch's normaliser for this loss (see :func:`normalizer`)."""
+        """The batch's normalizer for this loss (see :func:`normalizer`)."""
         return normalizer(self.spec, targets, weight=weight, sample_weight=sample_weight, mask=mask,
                           axis_name=axis_name, check_values=self.check_values)
 

@@ -695,7 +695,7 @@ class _SpecLoss(keras.losses.Loss):
 
     def normalizer(self, y_true: Array, sample_weight: Array | None = None, *, weight: Array | None = None,
                    mask: Array | None = None) -> Array:
-        """The batch's normaliser: what the reduction divides the batch's sum by (sum(w m) for
+        """The batch's normalizer: what the reduction divides the batch's sum by (sum(w m) for
         ``mean_with_sample_weight``, the valid units, samples with the per-sample stage, for
         ``sum_over_batch_size``, one per output for ``per_output``), from the targets, weights
         and masks (combined with the constructor's; a Keras mask lives on ``y_pred``: pass it

@@ -353,7 +353,7 @@ def loss(spec: LossSpec, y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight:
 
 def normalizer(spec: LossSpec | str, y_true: ArrayLike, *, sample_weight: OptArray = None, weight: OptArray = None,
                mask: OptArray = None, check_values: bool = True, **fields: Any) -> Result:
-    """The normaliser of a batch for ``spec`` (a :class:`~mse_adapters.LossSpec` or a preset
+    """The normalizer of a batch for ``spec`` (a :class:`~mse_adapters.LossSpec` or a preset
     name, with spec ``fields`` such as ``reduction=``): the denominator its reduction divides
     by (sum(w m) for ``mean``, the valid units for ``sum_over_batch_size``, one per output
     for the per-output reductions). Sum it over a window's micro-batches and pass it as

@@ -353,14 +353,14 @@ def _dispatch(fast: _FastPaths, input: Any, target: Any, weight: Any, sample_wei
 
 
 def _linear(spec: LossSpec) -> bool:
-    """A reduction that is a sum over a normaliser (its parts add up across ranks)."""
+    """A reduction that is a sum over a normalizer (its parts add up across ranks)."""
     return spec.finalize == "identity" and spec.reduction in ("mean", "sum_over_batch_size")
 
 
 def _fused_across(group: Any, prep: _core.Prepared, w: Tensor | None, valid: Tensor | None,
                   kern: _torch_fast.Kernel, table: _torch_fast.Kernel) -> Tensor:
     """A linear reduction across a group's ranks on the fused kernel: this rank's sum (the
-    kernel with reduction ``sum``) and its normaliser summed in one all-reduce, then divided
+    kernel with reduction ``sum``) and its normalizer summed in one all-reduce, then divided
     (docs/design.md, "Scale-out"); a given ``normalizer`` is already the global one."""
     total = prep.spec.replace(reduction="sum")
     num = _torch_fast.fused_loss(prep.pred, prep.target, w, valid, kern, table,
@@ -371,7 +371,7 @@ def _fused_across(group: Any, prep: _core.Prepared, w: Tensor | None, valid: Ten
     if prep.normalizer is not None:
         (num,) = allreduce((num,))
         return _core.safe_div(OPS, num, prep.normalizer)
-    num, den = allreduce((num, _core.as_array(OPS, _core.normaliser(OPS, prep), num).to(num.dtype)))
+    num, den = allreduce((num, _core.as_array(OPS, _core.normalizer(OPS, prep), num).to(num.dtype)))
     return _core.safe_div(OPS, num, den)
 
 
@@ -457,7 +457,7 @@ def _allreduce_of(group: Any) -> Callable[[tuple[Tensor, ...]], tuple[Tensor, ..
 
 
 def _normalizer_sum(group: Any, n: Tensor) -> Tensor:
-    """A normaliser summed over a group's ranks (no gradient flows through it)."""
+    """A normalizer summed over a group's ranks (no gradient flows through it)."""
     if group is None:
         return n
     import torch.distributed as dist
@@ -689,7 +689,7 @@ class Loss(nn.Module):
 
     def normalizer(self, target: Tensor, *, weight: Tensor | None = None, sample_weight: Tensor | None = None,
                    mask: Tensor | None = None) -> Tensor:
-        """The batch's normaliser: what the reduction divides the batch's sum by (sum(w m) for
+        """The batch's normalizer: what the reduction divides the batch's sum by (sum(w m) for
         ``mean``, the valid units for ``sum_over_batch_size``, one per output for the
         per-output reductions), from the targets, weights and masks (the module's combined
         with these). Summed over the ranks of the module's ``process_group``, when it has one.

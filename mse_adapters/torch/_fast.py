@@ -292,7 +292,7 @@ class FusedLoss(torch.autograd.Function):
     masked unit counts for nothing, whatever its target is) and reduction (see the module
     documentation). ``general(input, target, weight, valid)`` is the general pipeline,
     differentiated for a double backward (``create_graph=True``). ``norm``: a given
-    normaliser (a constant: no gradient), divided by instead of the batch's own."""
+    normalizer (a constant: no gradient), divided by instead of the batch's own."""
 
     @staticmethod
     def forward(ctx: Any, input: Tensor, target: Tensor, weight: Tensor | None,  # type: ignore[override]

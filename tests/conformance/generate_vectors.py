@@ -62,7 +62,7 @@ def naive(case: dict[str, Any]) -> dict[str, Any]:
     spec = case["spec"]
     P, T = case["pred"], case["target"]
     B = len(P)
-    if B == 0:  # an empty batch: 0, with an empty gradient (docs/design.md, "Semantics", a zero normaliser)
+    if B == 0:  # an empty batch: 0, with an empty gradient (docs/design.md, "Semantics", a zero normalizer)
         return {"value": 0.0, "grad_pred": [], "grad_target": []}
     D = len(P[0])
     W = case.get("weight")  # (B, d) or None

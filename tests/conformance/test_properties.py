@@ -8,7 +8,7 @@ missing, and magnitudes from tiny to huge for the dtype. Every backend must
 - agree with the float64 reference, value and gradients (``test_backend_agrees_with_reference``),
 - keep the contract's invariants in its own arithmetic (``test_backend_keeps_the_invariants``):
   masking equals dropping the masked elements, an integer weight k equals repeating the
-  element k times, ``sum == mean * normaliser``, and scaling every weight leaves ``mean``
+  element k times, ``sum == mean * normalizer``, and scaling every weight leaves ``mean``
   unchanged.
 
 The reference keeps them too, with more examples (the ``test_reference_*`` tests).
@@ -175,11 +175,11 @@ def test_backend_keeps_the_invariants(backend, examples):
                          weight=w[kept])
         _close(masked, dropped, dtype, f"masked {red} vs dropped", n)
 
-        # sum == mean * normaliser, and scaling every weight leaves mean unchanged
+        # sum == mean * normalizer, and scaling every weight leaves mean unchanged
         total = _value(backend, full_spec.replace(reduction="sum"), dtype, case.pred, case.target, **kw)
         mean = _value(backend, full_spec.replace(reduction="mean"), dtype, case.pred, case.target, **kw)
-        normaliser = float(np.sum(w * valid))
-        _close(total, mean * normaliser, dtype, "sum vs mean * normaliser", n)
+        normalizer = float(np.sum(w * valid))
+        _close(total, mean * normalizer, dtype, "sum vs mean * normalizer", n)
         factor = data.draw(st.sampled_from([0.25, 3.0, 1e3]), label="factor")
         rescaled = _value(backend, full_spec.replace(reduction="mean"), dtype, case.pred, case.target,
                           weight=_full(case.weight, shape[-1:]) * factor, sample_weight=case.sample_weight,
@@ -238,7 +238,7 @@ def test_reference_integer_weight_equals_repetition(n, k, spec, data):
 @reference_only
 @SETTINGS
 @given(case=cases(), factor=st.sampled_from([0.25, 3.0, 1e3]))
-def test_reference_sum_is_mean_times_normaliser_and_mean_is_scale_invariant(case, factor):
+def test_reference_sum_is_mean_times_normalizer_and_mean_is_scale_invariant(case, factor):
     base = case.spec.replace(per_sample=False)
     w = np.ones(case.pred.shape[-1:]) if case.weight is None else case.weight
     args = dict(weight=w, sample_weight=case.sample_weight, mask=case.mask)
@@ -249,8 +249,8 @@ def test_reference_sum_is_mean_times_normaliser_and_mean_is_scale_invariant(case
         valid &= ~np.isnan(case.target)
     sw = 1.0 if case.sample_weight is None else case.sample_weight.reshape(
         case.sample_weight.shape + (1,) * (case.pred.ndim - 1))
-    normaliser = np.sum(np.broadcast_to(w * sw, case.pred.shape) * valid)
-    assert total == pytest.approx(mean * normaliser, rel=1e-9, abs=1e-12)
+    normalizer = np.sum(np.broadcast_to(w * sw, case.pred.shape) * valid)
+    assert total == pytest.approx(mean * normalizer, rel=1e-9, abs=1e-12)
     scaled_mean = mnp.loss(base.replace(reduction="mean"), case.target, case.pred,
                            weight=w * factor, sample_weight=case.sample_weight, mask=case.mask)
     assert scaled_mean == pytest.approx(mean, rel=1e-12, abs=1e-300)

@@ -1,9 +1,9 @@
 """``normalizer=`` and ``normalizer(...)`` in every backend, for every preset of the preset
-table (no processes): with the window's normaliser (the sum of its micro-batches'), the
+table (no processes): with the window's normalizer (the sum of its micro-batches'), the
 micro-batch losses add up to the loss of the whole window, value and gradient, against the
 NumPy float64 reference; an empty micro-batch and one with nothing valid included; a zero
-normaliser gives 0 with a zero gradient; finalized losses (RMSE, NMSE, R^2) and reductions
-without a normaliser refuse it; a normaliser of the wrong shape, negative or NaN is a
+normalizer gives 0 with a zero gradient; finalized losses (RMSE, NMSE, R^2) and reductions
+without a normalizer refuse it; a normalizer of the wrong shape, negative or NaN is a
 ValueError naming it, with the same words everywhere."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tests.conformance.harness import TOLERANCE
 CUTS = (0, 5, 5, 8, 12)
 LINEAR = [r.name for r in PRESET_TABLE if r.spec.finalize == "identity"]
 FINALIZED = [r.name for r in PRESET_TABLE if r.spec.finalize != "identity"]
-#: (reduction, multioutput) of the linear presets: every reduction with a normaliser
+#: (reduction, multioutput) of the linear presets: every reduction with a normalizer
 VARIANTS = [("mean", "pooled"), ("sum_over_batch_size", "pooled"), ("per_output", "pooled"),
             ("mean", "uniform_average")]
 
@@ -96,7 +96,7 @@ def test_torch_window(name: str, reduction: str, multioutput: str) -> None:
 @pytest.mark.parametrize("name", LINEAR)
 def test_torch_fused_window(name: str) -> None:
     """Micro-batches large enough for the fused autograd.Function: it divides by the given
-    normaliser (value and gradient equal the one-shot fused loss)."""
+    normalizer (value and gradient equal the one-shot fused loss)."""
     torch = pytest.importorskip("torch")
     from mse_adapters import torch as mt
 
@@ -175,7 +175,7 @@ def test_keras_window(name: str, reduction: str, multioutput: str) -> None:
     check(to_numpy(out), to_numpy(grads["y_pred"]), *reference(loss.spec, w), "float32")
 
 
-# -- zero normalisers and errors -------------------------------------------------------------
+# -- zero normalizers and errors -------------------------------------------------------------
 
 
 def _backends():  # noqa: ANN202
@@ -240,14 +240,14 @@ def test_bad_normalizers(backend: str, call, bad: np.ndarray, words: str) -> Non
 
 @pytest.mark.parametrize("backend,call", BACKENDS, ids=[b for b, _ in BACKENDS])
 @pytest.mark.parametrize("reduction", ["sum", "none"])
-def test_reductions_without_a_normaliser(backend: str, call, reduction: str) -> None:  # noqa: ANN001
+def test_reductions_without_a_normalizer(backend: str, call, reduction: str) -> None:  # noqa: ANN001
     t = np.arange(6.0).reshape(3, 2)
     with pytest.raises(ValueError, match="has none that adds up"):
         call(LINEAR[0], t, t + 1.0, reduction=reduction, normalizer=np.array(1.0))
 
 
 @pytest.mark.parametrize("name", LINEAR)
-def test_zero_normaliser_gives_zero_with_zero_gradient(name: str) -> None:
+def test_zero_normalizer_gives_zero_with_zero_gradient(name: str) -> None:
     w = window()
     mask = np.zeros_like(w["mask"])
     v, g = mnp.value_and_grad(row(name).spec, w["y_true"], w["y_pred"], mask=mask, normalizer=0.0)

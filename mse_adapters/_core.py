@@ -16,251 +16,50 @@ The stages are those of docs/design.md ("The pipeline")::
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from . import _messages as msg
-from ._penalties import PENALTY_TABLE
+from ._ops import (  # the interface, re-exported: the core's vocabulary
+    EPS,
+    ArgNames,
+    Ops,
+    Prepared,
+    Whitening,
+    check_trailing,
+    leading_shape,
+    var_shape,
+)
+from ._penalties import LOG_COSH_BIG, PENALTY_TABLE
 from ._spec import LossSpec
 
 __all__ = ["Ops", "ArgNames", "Prepared", "Whitening", "evaluate", "normalizer", "normalizer_shape", "EPS",
-           "LOG_2PI_HALF"]
+           "LOG_2PI_HALF", "LOG_COSH_BIG", "safe_div", "safe_sqrt", "units_of", "check_trailing"]
 
 Array = Any
 Shape = tuple[int, ...]
-#: A value check: (condition, message, format arguments); the condition holds where it is
-#: True everywhere (an array of any shape).
-Rule = tuple[Array, str, Mapping[str, Any]]
-
 LOG_2PI_HALF = 0.5 * math.log(2.0 * math.pi)
-#: Machine epsilon by dtype name.
-EPS = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float64": 2.0**-52}
 
 
-class ArgNames(NamedTuple):
-    """How a backend names its arguments in error messages."""
-
-    pred: str = "y_pred"
-    target: str = "y_true"
-    weight: str = "weight"
-    sample_weight: str = "sample_weight"
-    mask: str = "mask"
-
-
-DEFAULT_NAMES = ArgNames()
-
-
-class Whitening(NamedTuple):
-    """The transform stage as the pipeline applies it, in the compute dtype.
-
-    ``kind``: ``"solve"`` (``matrix`` is the lower Cholesky factor L: z = L^-1 r by a
-    triangular solve; a trainable or traced factor always takes this path, so that its
-    gradient flows), ``"inverse"`` (``matrix`` is L^-1, formed in float64 on the host: z by a
-    product) or ``"precision"`` (``matrix`` is P: the terms r_j (P r)_j, whose sum over the
-    last axis is r^T P r). ``log_diag``: log L_jj, ``(..., d)``, for the multivariate
-    Gaussian NLL (None: read off ``matrix``). ``name``: the argument it came from."""
-
-    kind: str
-    matrix: Array
-    log_diag: Array | None = None
-    name: str = "covariance"
-
-
-class Ops:
-    """The array primitives the pipeline and the preparation need; one subclass per backend.
-
-    Arithmetic (``+ - * /``, unary ``-``), comparisons and the boolean ``& | ~`` are used
-    directly on the arrays. A backend's optimisation is its implementation of a primitive
-    (JAX counts booleans through a 2-byte type in :meth:`sum`; torch answers
-    :meth:`extrema` in one pass). Linear algebra (:meth:`matvec`, :meth:`solve_tril`,
-    :meth:`cholesky`) and :meth:`clamp_min_nograd` are needed by the transform stage and the
-    Gaussian likelihoods only.
-    """
-
-    #: The backend's name (``numpy``, ``torch``, ``jax``, ``keras``).
-    name = "abstract"
-    #: The framework whose arrays it takes (an array of another one is a TypeError).
-    framework = "numpy"
-    #: What the inputs may be, for the error of an object that is none of them.
-    accepts = "an array"
-    #: How a constant (host-factored) covariance is applied: ``"inverse"`` (a product with
-    #: the float64-formed L^-1) or ``"solve"`` (a triangular solve against L): the backend's
-    #: measured choice (docs/design.md, "Whitening").
-    whiten_by = "inverse"
-    #: The NumPy-API namespace of the framework, for value checks of traced matrices (only
-    #: JAX's checkify evaluates them; elsewhere traced values are not checked).
-    xp: Any = None
-
-    # -- arrays in and out ------------------------------------------------------------------
-    def asarray(self, x: Any, dtype: str | None = None, like: Array = None) -> Array:
-        """``x`` (an array of this framework or an array-like) as an array, cast to ``dtype``
-        when given, on ``like``'s device."""
-        raise NotImplementedError
-
-    def dtype(self, x: Array) -> str | None:
-        """``x``'s dtype name (``float32``, ``bfloat16``, ``int64``, ``bool``, ``complex64``);
-        None for an object that is not an array of the backend's framework."""
-        raise NotImplementedError
-
-    def float_dtype(self, *xs: Array) -> str:
-        """The dtype the arrays promote to; the framework's default float for integers and
-        booleans."""
-        raise NotImplementedError
-
-    def constant(self, values: Any, like: Array) -> Array:
-        """Host values (a NumPy array or a list) as an array of ``like``'s dtype and device."""
-        raise NotImplementedError
-
-    def to_host(self, x: Array) -> np.ndarray:
-        """The value of a concrete array as NumPy (a host sync)."""
-        return np.asarray(x)
-
-    def is_abstract(self, x: Any) -> bool:
-        """Whether ``x`` is symbolic (traced or compiled): it has no value to check."""
-        return False
-
-    def is_traced(self, x: Any) -> bool:
-        """Whether a matrix ``x`` is differentiated or symbolic: it is then used in the
-        compute dtype by a differentiable triangular solve, not factored on the host."""
-        return self.is_abstract(x)
-
-    # -- elementwise ------------------------------------------------------------------------
-    def penalty(self, row: Any, r: Array, params: Any) -> Array:
-        """rho(r) of a penalty table row. A backend may attach the row's own derivatives
-        (rho', rho'') to it in place of its autodiff of the value's formula."""
-        return row.value(self, r, params)
-
-    def where(self, cond: Array, x: Array | float, y: Array | float) -> Array:
-        raise NotImplementedError
-
-    def abs(self, x: Array) -> Array:
-        """|x| with derivative sign(x): 0 at x = 0."""
-        raise NotImplementedError
-
-    def sign(self, x: Array) -> Array:
-        raise NotImplementedError
-
-    def sqrt(self, x: Array) -> Array:
-        raise NotImplementedError
-
-    def expm1(self, x: Array) -> Array:
-        """exp(x) - 1, accurate near 0."""
-        raise NotImplementedError
-
-    def log(self, x: Array) -> Array:
-        raise NotImplementedError
-
-    def log1p(self, x: Array) -> Array:
-        raise NotImplementedError
-
-    def clamp_min_nograd(self, x: Array, lo: float) -> Array:
-        """max(x, lo) with the identity's derivative (``torch.nn.GaussianNLLLoss`` clamps its
-        variance in place under ``no_grad``: the gradient passes through the clamp)."""
-        raise NotImplementedError
-
-    # -- shapes -----------------------------------------------------------------------------
-    def shape(self, x: Array) -> Shape:
-        raise NotImplementedError
-
-    def reshape(self, x: Array, shape: Shape) -> Array:
-        raise NotImplementedError
-
-    def broadcast_to(self, x: Array, shape: Shape) -> Array:
-        raise NotImplementedError
-
-    # -- reductions -------------------------------------------------------------------------
-    def sum(self, x: Array, axis: tuple[int, ...] | None = None, dtype: str | None = None) -> Array:
-        """Accurate (pairwise or better) sum over ``axis`` (all when None; ``()``: ``x``).
-        A boolean ``x`` is counted, in the float ``dtype``."""
-        raise NotImplementedError
-
-    def count(self, x: Array, axes: tuple[int, ...] | None = None) -> Array | float:
-        """The number of elements of ``x`` over ``axes`` (all when None) as a Python float; a
-        backend whose shapes may be unknown until run time returns an array then."""
-        shape = self.shape(x)
-        return float(math.prod(shape if axes is None else [shape[a] for a in axes]))
-
-    def extrema(self, x: Array) -> tuple[Array, Array]:
-        """(min, max) of a non-empty ``x``, NaN-propagating (the value checks of weights)."""
-        raise NotImplementedError
-
-    # -- linear algebra (the transform stage) ------------------------------------------------
-    def matvec(self, m: Array, x: Array) -> Array:
-        """``m @ x`` for matrices ``(..., d, d)`` and vectors on the last axis of ``x``."""
-        raise NotImplementedError
-
-    def solve_tril(self, lower: Array, x: Array) -> Array:
-        """z with ``tril(lower) @ z = x`` along the last axis; differentiable in both."""
-        raise NotImplementedError
-
-    def cholesky(self, m: Array) -> Array:
-        """The lower Cholesky factor of a traced covariance (in its dtype)."""
-        raise NotImplementedError
-
-    # -- value checks -----------------------------------------------------------------------
-    def check(self, build: Callable[..., Sequence[Rule]], *inputs: Array) -> None:
-        """The eager value checks: ``build(*inputs)`` gives rules (condition, message, format
-        arguments); the first condition that is not True everywhere raises
-        ``ValueError(message.format(**arguments))``. Skipped when an input is abstract
-        (tracing, compilation): nothing can be raised there. JAX under checkify emits each
-        rule as a ``checkify.check`` instead."""
-        if any(self.is_abstract(x) for x in inputs):
-            return
-        for cond, text, kw in build(*inputs):
-            if not bool(np.all(self.to_host(cond))):
-                raise ValueError(text.format(**{k: self._host_scalar(v) for k, v in kw.items()}))
-
-    def _host_scalar(self, v: Any) -> Any:
-        a = np.asarray(self.to_host(v) if not isinstance(v, (int, float, str)) else v)
-        return a.item() if a.ndim == 0 else a
-
-
-# ---------------------------------------------------------------------------------------
-# A prepared call
-# ---------------------------------------------------------------------------------------
-
-
-class Prepared(NamedTuple):
-    """One call, ready for the pipeline: arrays in the compute dtype (``mask`` boolean),
-    shapes checked, values checked (eagerly), the transform resolved."""
-
-    spec: LossSpec
-    pred: Array
-    target: Array
-    weight: Array | None
-    sample_weight: Array | None
-    mask: Array | None
-    whitening: Whitening | None
-    var: Array | float | None
-    shape: Shape
-    names: ArgNames
-    #: Penalty parameters given as arrays (broadcastable like ``weight``), by name; the
-    #: spec's Python floats otherwise.
-    params: Mapping[str, Array] = {}
-    #: The denominator the reduction divides by instead of the batch's own (docs/design.md,
-    #: "Scale-out"): a scalar, or one per output for per-output reductions; checked.
-    normalizer: Array | None = None
-    #: Sums across replicas (data parallelism): ``allreduce(arrays) -> arrays``, each the sum
-    #: of its replicas' values, differentiable (the backend's collective).
-    allreduce: Callable[[tuple[Array, ...]], tuple[Array, ...]] | None = None
+#: Every penalty parameter's name (``delta``, ``beta``, ``tau``).
+_PARAM_NAMES = tuple(sorted({q.name for pen in PENALTY_TABLE.values() for q in pen.params}))
 
 
 class Params:
-    """A penalty's parameters: the call's arrays, else the spec's floats (``p.delta``)."""
-
-    __slots__ = ("_spec", "_arrays")
+    """A penalty's parameters: the call's arrays, else the spec's floats (``p.delta``). Plain
+    attributes (torch.compile traces reading them)."""
 
     def __init__(self, spec: LossSpec, arrays: Mapping[str, Array]) -> None:
-        self._spec = spec
-        self._arrays = arrays
+        for name in _PARAM_NAMES:
+            setattr(self, name, arrays[name] if name in arrays else getattr(spec, name))
+        self.spec = spec
+        self.arrays = dict(arrays)
 
-    def __getattr__(self, name: str) -> Any:
-        arrays = object.__getattribute__(self, "_arrays")
-        if name in arrays:
-            return arrays[name]
-        return getattr(object.__getattribute__(self, "_spec"), name)
+    def replace(self, **arrays: Array) -> Params:
+        """The same parameters with some arrays replaced."""
+        return Params(self.spec, {**self.arrays, **arrays})
 
 
 def params_of(prep: Prepared) -> Any:
@@ -292,6 +91,13 @@ def safe_div(ops: Ops, num: Array, den: Array | float) -> Array:
     return ops.where(zero, num * 0.0, num / ops.where(zero, 1.0, den))
 
 
+def nonzero(ops: Ops, den: Array) -> Array:
+    """``den`` with its zeros replaced by 1: the denominator of a ratio whose numerator vanishes
+    (or is NaN) wherever ``den`` does, e.g. sum(w m l) over sum(w m) computed from the same
+    w m (a fused kernel's). Dividing by it is :func:`safe_div` there, in two operations."""
+    return ops.where(den == 0, 1.0, den)
+
+
 def safe_sqrt(ops: Ops, x: Array) -> Array:
     """sqrt(x) with derivative 0 (not inf or NaN) at x = 0, 0 for x < 0 (a quadratic form's
     per-output term may be negative); NaN stays NaN (``x * 0``)."""
@@ -319,21 +125,15 @@ def element_weight(ops: Ops, prep: Prepared) -> Array | None:
     return w
 
 
-def leading_shape(name: str, shape: Shape, target: Shape, target_name: str) -> Shape:
-    """Align ``shape`` with the LEADING axes of ``target``; return it padded with 1s."""
-    shape = tuple(shape)
-    if not (len(shape) <= len(target) and all(s in (1, t) for s, t in zip(shape, target))):
-        raise ValueError(msg.not_leading(name, shape, tuple(target), target_name))
-    return shape + (1,) * (len(target) - len(shape))
 
-
-def reduction_normalizer(spec: LossSpec, weighted: bool, masked: bool) -> str | None:
-    """Which normalizer a scalar reduction divides by (for the fused paths): ``None``
-    (``sum``), ``"weights"`` (sum(w m), ``mean`` with weights), ``"valid"`` (the number of
-    valid units) or ``"count"`` (the number of units)."""
-    if spec.reduction == "sum":
+def reduction_normalizer(reduction: str, weighted: bool, masked: bool) -> str | None:
+    """Which normalizer a reduction divides by (the fused paths' recipe; the pipeline
+    reads the same choice off the arrays it has): ``None`` (``none``, ``sum``), ``"weights"``
+    (sum(w m): ``mean``, ``per_sample`` and ``per_output`` with weights), ``"valid"`` (the
+    number of valid units) or ``"count"`` (the number of units)."""
+    if reduction in ("none", "sum"):
         return None
-    if spec.reduction == "mean" and weighted:
+    if weighted and reduction != "sum_over_batch_size":
         return "weights"
     return "valid" if masked else "count"
 
@@ -506,19 +306,6 @@ def log_scale_diag(ops: Ops, w: Whitening) -> Array:
     diag = ops.sum(w.matrix * ops.constant(np.eye(d), w.matrix), (len(ops.shape(w.matrix)) - 1,))
     return ops.log(diag) if w.kind == "solve" else -ops.log(diag)
 
-
-def var_shape(vshape: Shape, pred_shape: Shape, names: ArgNames) -> Shape:
-    """torch.nn.GaussianNLLLoss' accepted variance shapes: ``pred``'s shape; ``pred``'s shape
-    without its last axis (one variance per sample: a trailing 1 is added); or ``pred``'s
-    number of axes with exactly one mismatched axis, of size 1 in ``var``."""
-    vshape, pred_shape = tuple(vshape), tuple(pred_shape)
-    if vshape == pred_shape:
-        return vshape
-    if pred_shape and vshape == pred_shape[:-1]:
-        return vshape + (1,)
-    if len(vshape) == len(pred_shape) and sum(v for p, v in zip(pred_shape, vshape) if p != v) == 1:
-        return vshape
-    raise ValueError(msg.var_shape(vshape, pred_shape, names.pred))
 
 
 def _unit_norm(ops: Ops, spec: LossSpec, pred: Array, shape: Shape) -> Array:
@@ -744,13 +531,3 @@ def finish_outputs(ops: Ops, spec: LossSpec, num: Array, den: Array | float, sst
     return out
 
 
-def check_trailing(name: str, shape: Shape, target: Shape, target_name: str) -> None:
-    """``shape`` must broadcast to ``target`` by NumPy (trailing) rules, without growing it."""
-    if not broadcasts_to(tuple(shape), tuple(target)):
-        raise ValueError(msg.not_trailing(name, tuple(shape), tuple(target), target_name))
-
-
-def broadcasts_to(small: Shape, big: Shape) -> bool:
-    if len(small) > len(big):
-        return False
-    return all(s in (1, b) for s, b in zip(reversed(small), reversed(big)))

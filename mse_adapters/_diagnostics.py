@@ -11,7 +11,7 @@
 
 The adapters bind these with :func:`bind` (their ops, their default loss, their ``jvp``);
 the arguments are named the same in every backend: ``predictions`` first, then ``target``.
-Everything goes through the one preparation path (:func:`mse_adapters._prepare.prepare`):
+Everything goes through the one preparation path (:mod:`mse_adapters._prepare`):
 the same checks, dtypes and error messages as the losses.
 """
 
@@ -26,7 +26,8 @@ import numpy as np
 
 from . import _messages as msg
 from ._core import ArgNames, Ops, _normalizer, _reduce, _weight_and_mask, count_true, evaluate, safe_div, units_of
-from ._prepare import check_input, compute_dtype, prepare
+from ._ops import check_input, compute_dtype
+from ._prepare import Call, Context, prepare
 from ._presets import preset
 from ._spec import LossSpec
 
@@ -79,27 +80,25 @@ def _quiet(f: Callable[..., Any]) -> Callable[..., Any]:
 
 
 @_quiet
-def bias_variance(ops: Ops, predictions: Any, target: Any, *, weight: Any = None, sample_weight: Any = None,
-                  mask: Any = None, missing: str | None = None, reduction: str = "mean",
-                  check_values: bool = True, dtype: str | None = None) -> BiasVariance:
-    """See :class:`BiasVariance`. ``predictions``: ``(K, *target.shape)``; ``weight``,
-    ``sample_weight`` and ``mask`` are those of ``target`` (every member is weighted alike)."""
-    spec = LossSpec(penalty="square", reduction=reduction, missing=missing)
-    check_input(ops, NAMES.pred, predictions)
-    check_input(ops, NAMES.target, target)
-    p = ops.asarray(predictions)
-    t = ops.asarray(target, like=p)
+def bias_variance(spec: LossSpec, call: Call, ctx: Context) -> BiasVariance:
+    """See :class:`BiasVariance`. ``call.pred``: the stacked predictions ``(K, *target.shape)``;
+    its ``weight``, ``sample_weight`` and ``mask`` are those of the target (every member is
+    weighted alike)."""
+    ops = ctx.ops
+    check_input(ops, NAMES.pred, call.pred)
+    check_input(ops, NAMES.target, call.target)
+    p = ops.asarray(call.pred)
+    t = ops.asarray(call.target, like=p)
     pshape, tshape = tuple(ops.shape(p)), tuple(ops.shape(t))
     if not pshape or pshape[1:] != tshape:
         raise ValueError(msg.stacked_shape(pshape, tshape))
     if pshape[0] == 0:
         raise ValueError(msg.no_members(pshape))
-    dt = dtype or compute_dtype(ops, p, t)
+    dt = ctx.dtype or compute_dtype(ops, p, t)
     p = ops.asarray(p, dtype=dt)
     k = float(pshape[0])
     pbar = ops.sum(p, (0,)) / k
-    prep = prepare(ops, spec, pbar, t, weight=weight, sample_weight=sample_weight, mask=mask, names=NAMES,
-                   check_values=check_values, dtype=dt)
+    prep = prepare(spec, call._replace(pred=pbar, target=t), ctx._replace(dtype=dt))
     bias2 = evaluate(ops, prep)
     units, valid = units_of(ops, prep)
     dev = p - pbar
@@ -118,15 +117,13 @@ def _additive(spec: LossSpec) -> None:
 
 
 @_quiet
-def contributions(ops: Ops, spec: LossSpec, predictions: Any, target: Any, *, weight: Any = None,
-                  sample_weight: Any = None, mask: Any = None, k: int | None = None, check_values: bool = True,
-                  dtype: str | None = None, names: ArgNames = NAMES, **prepare_kw: Any) -> Contributions:
+def contributions(spec: LossSpec, call: Call, ctx: Context, k: int | None = None) -> Contributions:
     """See :class:`Contributions`. ``spec``: a loss whose reduction is ``mean``, ``sum`` or
     ``sum_over_batch_size`` and which has no finalizer (RMSE, NMSE and R^2 do not split into
     shares)."""
     _additive(spec)
-    prep = prepare(ops, spec, predictions, target, weight=weight, sample_weight=sample_weight, mask=mask,
-                   names=names, check_values=check_values, dtype=dtype, **prepare_kw)
+    ops, names = ctx.ops, ctx.names
+    prep = prepare(spec, call, ctx)
     units, _ = units_of(ops, prep)
     if not units.shape:
         raise ValueError(msg.contributions_scalar(names.pred))
@@ -210,16 +207,17 @@ def bind(ops: Ops, *, dtype: str | None = None, result: Callable[[Any], Any] | N
     def bias_variance_(predictions: Any, target: Any, *, weight: Any = None, sample_weight: Any = None,
                        mask: Any = None, missing: str | None = None, reduction: str = "mean",
                        check_values: bool = True) -> BiasVariance:
-        bv = bias_variance(ops, predictions, target, weight=weight, sample_weight=sample_weight, mask=mask,
-                           missing=missing, reduction=reduction, check_values=check_values, dtype=dtype)
+        spec = LossSpec(penalty="square", reduction=reduction, missing=missing)
+        bv = bias_variance(spec, Call(predictions, target, weight, sample_weight, mask),
+                           Context(ops, NAMES, check_values=check_values, dtype=dtype))
         return BiasVariance(*map(out, bv))
 
     def contributions_(predictions: Any, target: Any, loss: str | LossSpec = "mse", *, weight: Any = None,
                        sample_weight: Any = None, mask: Any = None, k: int | None = None,
                        check_values: bool = True, **fields: Any) -> Contributions:
         spec = preset(loss, **fields) if isinstance(loss, str) else (loss.replace(**fields) if fields else loss)
-        c = contributions(ops, spec, predictions, target, weight=weight, sample_weight=sample_weight, mask=mask,
-                          k=k, check_values=check_values, dtype=dtype)
+        c = contributions(spec, Call(predictions, target, weight, sample_weight, mask),
+                          Context(ops, NAMES, check_values=check_values, dtype=dtype), k)
         return c._replace(per_sample=out(c.per_sample), loss=out(c.loss))
 
     bias_variance_.__name__ = bias_variance_.__qualname__ = "bias_variance"

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ._core import Ops
+from ._ops import Ops
 from ._whiten import tril_solve
 
 __all__ = ["HostOps", "HOST"]

@@ -9,6 +9,7 @@ so a new row is tested everywhere without editing a list.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,13 +137,25 @@ def row(name: str) -> Preset:
 
 
 def preset(name: str, **overrides: Any) -> LossSpec:
-    """The preset ``name`` with some fields overridden.
+    """The preset ``name`` with some fields overridden (made once per distinct overrides: a
+    functional form called in a loop builds and validates its spec once).
 
     >>> preset("huber", delta=2.0)
     LossSpec(penalty='huber', delta=2.0)
     """
     spec = row(name).spec
-    return spec.replace(**overrides) if overrides else spec
+    if not overrides:
+        return spec
+    try:
+        # (the types are part of the key: True == 1 and 1 == 1.0, but only a float is a delta)
+        return _overridden(name, tuple(sorted((k, type(v), v) for k, v in overrides.items())))
+    except TypeError:  # an unhashable value: validated (and refused) by the spec itself
+        return spec.replace(**overrides)
+
+
+@functools.lru_cache(maxsize=1024)
+def _overridden(name: str, overrides: tuple[tuple[str, type, Any], ...]) -> LossSpec:
+    return _BY_NAME[name].spec.replace(**{k: v for k, _, v in overrides})
 
 
 def docstring(name: str, ecosystem: str, options: str) -> str:

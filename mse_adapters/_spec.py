@@ -10,7 +10,6 @@ can be a static argument under ``jax.jit``, a Keras config and a torch module at
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -68,7 +67,7 @@ def _check_number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a real number, got {value!r}")
     value = float(value)
-    if not math.isfinite(value):
+    if not value - value == 0.0:  # NaN or inf (written with arithmetic: torch.compile traces it)
         raise ValueError(f"{name} must be finite, got {value!r}")
     return value
 

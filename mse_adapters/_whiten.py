@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _messages as msg
-from ._core import EPS, Ops, Rule, Whitening, broadcasts_to
+from ._ops import EPS, Ops, Rule, Whitening, broadcasts_to, check_input
 from ._spec import LossSpec
 
 __all__ = ["MATRIX_ARGS", "HostFactor", "HostMatrix", "pick_matrix", "resolve_spec", "check_matrix_shape",
@@ -245,8 +245,6 @@ def host_factor(name: str, matrix: Any, eps: float, inverse: bool = True) -> Hos
 
 def host_array(ops: Ops, name: str, m: Any) -> tuple[np.ndarray, float]:
     """A concrete matrix as float64 NumPy, and the epsilon of the dtype it was given in."""
-    from ._prepare import check_input  # the one input check (framework, dtype)
-
     dtype = check_input(ops, name, m)
     a = np.asarray(m if isinstance(m, (list, tuple, np.ndarray, int, float)) else ops.to_host(m))
     return a.astype(np.float64), EPS.get(dtype, EPS["float64"])

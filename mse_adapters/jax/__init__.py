@@ -63,9 +63,9 @@ from jax.typing import ArrayLike
 
 from .. import _core
 from .. import _messages as msg
-from .._core import ArgNames, Ops
+from .._ops import ArgNames, Check, Ops, check_input
 from .._penalties import PENALTY_TABLE
-from .._prepare import Fixed, batch_normalizer, check_input, prepare, split_params
+from .._prepare import NO_FIXED, Call, Context, Fixed, batch_normalizer, prepare, split_params
 from .._presets import docstring, preset
 from .._spec import LossSpec
 from .._whiten import HostMatrix, pick_matrix, resolve_spec
@@ -263,25 +263,25 @@ class JaxOps(Ops):
     def cholesky(self, m: Any) -> Any:
         return jnp.linalg.cholesky(m)
 
-    def check(self, build: Callable[..., Any], *inputs: Any) -> None:
+    def host_values(self, stats: Sequence[Any]) -> list[Any]:
+        if all(jnp.ndim(x) == 0 for x in stats):
+            return list(np.asarray(jnp.stack([jnp.asarray(x) for x in stats])))  # one transfer
+        return [self.to_host(x) for x in stats]
+
+    def verify(self, checks: Sequence[tuple[Check, Any]]) -> None:
         if self.checkify:  # the rules as checkify checks (their messages as format strings)
-            for cond, text, kw in build(*inputs):
-                _checkify.check(jnp.all(cond), text, **dict(kw))
+            for c, x in checks:
+                for cond, text, kw in c.rules(jnp, *c.stats(self, x)):
+                    _checkify.check(jnp.all(cond), text, **dict(kw))
             return
-        values = [_concrete(x) for x in inputs]
-        if any(v is None for v in values):
+        concrete = [(c, _concrete(x)) for c, x in checks]
+        if any(x is None for _, x in concrete):
             return  # abstract: nothing can be raised
         with jax.ensure_compile_time_eval():  # a constant's checks run at trace time under jit
-            rules = build(*values)
-            if not rules:
-                return
             try:
-                oks = np.asarray(jnp.stack([jnp.all(c) for c, _, _ in rules]))  # one host sync
+                super().verify(concrete)
             except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
                 return  # a constant inside a mapped context (shard_map): abstract there
-            for ok, (_, text, kw) in zip(oks, rules):
-                if not ok:
-                    raise ValueError(text.format(**{k: self._host_scalar(v) for k, v in kw.items()}))
 
 
 _OPS = JaxOps()
@@ -301,10 +301,10 @@ def _evaluate(spec: Any, fixed: HostMatrix | None, predictions: Any, targets: An
         check_input(ops, NAMES.pred, predictions)
         p = ops.asarray(predictions)
         targets = jnp.zeros(jnp.shape(p), p.dtype if jnp.issubdtype(p.dtype, jnp.floating) else jnp.float32)
-    prep = prepare(ops, spec, predictions, targets, fixed=None if fixed is None else Fixed(matrix=fixed),
-                   names=NAMES, check_values=bool(check_values), allreduce=_psum_of(axis_name),
-                   replicas="axis_name", **kw)
-    return _core.evaluate(ops, prep)
+    kw["params"] = kw.get("params") or {}
+    ctx = Context(ops, NAMES, NO_FIXED if fixed is None else Fixed(matrix=fixed), bool(check_values), None,
+                  _psum_of(axis_name), "axis_name")
+    return _core.evaluate(ops, prepare(spec, Call(predictions, targets, **kw), ctx))
 
 
 def _psum_of(axis_name: Any) -> Callable[[tuple[Any, ...]], tuple[Any, ...]] | None:
@@ -343,8 +343,8 @@ def normalizer(spec: LossSpec | str, targets: ArrayLike, *, weight: OptArray = N
     """
     _check_flag(check_values)
     spec = preset(spec, **fields) if isinstance(spec, str) else (spec.replace(**fields) if fields else spec)
-    n = batch_normalizer(_OPS, spec, targets, weight=weight, sample_weight=sample_weight, mask=mask, names=NAMES,
-                         check_values=check_values is True)
+    n = batch_normalizer(spec, Call(targets, targets, weight, sample_weight, mask),
+                         Context(_OPS, NAMES, NO_FIXED, check_values is True))
     psum = _psum_of(axis_name)
     return lax.stop_gradient(n if psum is None else psum((n,))[0])
 

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _metrics
-from .._prepare import prepare
+from .._prepare import Call, Context, prepare
 from .._presets import PRESET_TABLE
 from .._spec import LossSpec
 from . import NAMES, JaxOps
@@ -86,8 +86,8 @@ class Metric:
                mask: Any = None) -> State:
         """The state with a batch added (the losses' arguments and checks; the value checks
         are skipped under tracing, as the losses')."""
-        prep = prepare(_OPS, self.spec, predictions, targets, weight=weight, sample_weight=sample_weight, mask=mask,
-                       names=NAMES, check_values=self.check_values)
+        prep = prepare(self.spec, Call(predictions, targets, weight, sample_weight, mask),
+                       Context(_OPS, NAMES, check_values=self.check_values))
         k = _metrics.n_outputs(self.spec, prep.shape)
         if state.stats.shape[-1] != k:
             raise ValueError(f"a batch with {k} outputs cannot join a state of {state.stats.shape[-1]} outputs "

@@ -59,18 +59,21 @@ from keras import ops
 
 from .. import _core
 from .. import _messages as msg
-from .._core import ArgNames, Ops, Whitening
 from .._host import HOST
+from .._ops import ArgNames, Check, Ops, Whitening, check_input
 from .._penalties import log_cosh_small
 from .._prepare import (
+    NO_FIXED,
+    Call,
+    Context,
     Fixed,
+    Plans,
     batch_normalizer,
-    check_input,
     fixed_mask,
     fixed_weight,
     prepare,
     split_params,
-    weight_rules,
+    weight_check,
 )
 from .._presets import docstring, preset
 from .._spec import LossSpec
@@ -269,20 +272,18 @@ class KerasOps(Ops):
     def cholesky(self, m: Array) -> Array:
         return ops.cholesky(m)
 
-    def check(self, build: Callable[..., Any], *inputs: Any) -> None:
-        if any(self.is_abstract(x) for x in inputs):
-            return
+    def host_values(self, stats: Sequence[Array]) -> list[Any]:
+        if all(len(x.shape) == 0 for x in stats):  # one transfer, in the widest dtype of the statistics
+            dtype = keras.backend.result_type(*(_dtype(x) for x in stats))
+            return list(ops.convert_to_numpy(ops.stack([ops.cast(x, dtype) for x in stats])))
+        return [self.to_host(x) for x in stats]
+
+    def verify(self, checks: Sequence[tuple[Check, Array]]) -> None:
         with _compile_time_eval():  # JAX: a constant's checks run at trace time under jit
-            rules = build(*inputs)
-            if not rules:
-                return
             try:
-                oks = ops.convert_to_numpy(ops.stack([ops.all(c) for c, _, _ in rules]))  # one host sync
+                super().verify(checks)
             except _tracer_errors():
                 return  # JAX: a constant inside a mapped context is abstract there
-        for ok, (_, text, kw) in zip(oks, rules):
-            if not ok:
-                raise ValueError(text.format(**{k: self._host_scalar(v) for k, v in kw.items()}))
 
 
 def _compile_time_eval() -> Any:
@@ -535,6 +536,10 @@ class _Variable:
         self.variable = variable
         self.owned = owned
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.variable.shape)
+
     def whitening(self, ops_: Ops, like: Array) -> Whitening:
         value = self.variable.value
         if _BACKEND == "tensorflow":
@@ -618,6 +623,14 @@ class _SpecLoss(keras.losses.Loss):
         self._keras_fn = (_keras_per_sample_fn(spec, self.dtype)
                           if weight is None and mask is None and not self._array_params else None)
         self._keras_reduction = _KERAS_NAME[spec.reduction]
+        #: the plans of this loss' call signatures (docs/design.md, "Plans")
+        self._plans = Plans()
+
+    def _fixed(self) -> Fixed:
+        """What the loss was built with, for the preparation."""
+        if self.weight is None and self.mask is None and self._fixed_matrix is None and not self._array_params:
+            return NO_FIXED
+        return Fixed(self.weight, self.mask, self._fixed_matrix, self._array_params)
 
     # -- config --------------------------------------------------------------------------
     def _base_config(self) -> dict[str, Any]:
@@ -706,9 +719,8 @@ class _SpecLoss(keras.losses.Loss):
             check_input(_OPS, NAMES.sample_weight, sample_weight)
             sample_weight = ops.convert_to_tensor(sample_weight, dtype=self.dtype)
         ops_ = KerasOps(y_true) if any(s is None for s in y_true.shape) else _OPS
-        n = batch_normalizer(ops_, self.spec, y_true, weight=weight, sample_weight=sample_weight, mask=mask,
-                             fixed=Fixed(self.weight, self.mask, self._fixed_matrix, self._array_params),
-                             names=NAMES, check_values=self.check_values, dtype=self.dtype)
+        n = batch_normalizer(self.spec, Call(y_true, y_true, weight, sample_weight, mask),
+                             Context(ops_, NAMES, self._fixed(), self.check_values, self.dtype))
         total = _replica_sum()
         if total is not None:
             (n,) = total((n,))
@@ -729,7 +741,7 @@ class _SpecLoss(keras.losses.Loss):
                sample_weight: Array | None, kmask: Array | None) -> Array:
         """Keras' own computation: its per-sample function and its reduction."""
         if sample_weight is not None and self.check_values:
-            _OPS.check(weight_rules(_OPS, NAMES.sample_weight), sample_weight)
+            _OPS.verify([(weight_check(NAMES.sample_weight), sample_weight)])
         if kmask is not None:
             # A masked sample's target or prediction may be NaN or inf: both are replaced by 0
             # there (a residual of exactly 0 and no gradient through the select), so that
@@ -759,11 +771,10 @@ class _SpecLoss(keras.losses.Loss):
                 kmask = ops.expand_dims(kmask, -1)
             extra = (("the Keras mask of y_pred (_keras_mask)", kmask),)
         ops_ = KerasOps(y_pred) if any(s is None for s in shape) else _OPS
-        fixed = Fixed(self.weight, self.mask, self._fixed_matrix, self._array_params)
-        prep = prepare(ops_, self.spec, y_pred, y_true, weight=weight, sample_weight=sample_weight, mask=mask,
-                       var=var, fixed=fixed, extra_masks=extra, names=NAMES, check_values=self.check_values,
-                       dtype=self.dtype, normalizer=normalizer, allreduce=replicas, replicas="a tf.distribute strategy")
-        out = _core.evaluate(ops_, prep)
+        call = Call(y_pred, y_true, weight, sample_weight, mask, var, normalizer=normalizer, extra_masks=extra)
+        ctx = Context(ops_, NAMES, self._fixed(), self.check_values, self.dtype, replicas,
+                      "a tf.distribute strategy")
+        out = _core.evaluate(ops_, prepare(self.spec, call, ctx, self._plans))
         if self.spec.reduction in ("mean", "sum_over_batch_size"):
             out = _scale_for_distribution(out)  # as Keras' averaging reductions
         return out

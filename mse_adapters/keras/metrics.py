@@ -41,7 +41,7 @@ import keras
 from keras import ops
 
 from .. import _metrics
-from .._prepare import prepare
+from .._prepare import Call, Context, prepare
 from .._presets import PRESET_TABLE, preset
 from .._spec import LossSpec
 from . import NAMES, PACKAGE, KerasOps, _keras_mask, _same_rank
@@ -154,9 +154,8 @@ class Metric(keras.metrics.Metric):
         ops_ = _MetricOps(ref=y_pred)
         extra = () if km is None else (("mask", ops.reshape(km, tuple(km.shape) + (1,) *
                                                             (len(y_pred.shape) - len(km.shape)))),)
-        prep = prepare(ops_, self.spec, y_pred, y_true, sample_weight=sample_weight, weight=weight, mask=mask,
-                       extra_masks=extra, names=NAMES,
-                       check_values=self.check_values, dtype=_spec_dtype(self.dtype))
+        prep = prepare(self.spec, Call(y_pred, y_true, weight, sample_weight, mask, extra_masks=extra),
+                       Context(ops_, NAMES, check_values=self.check_values, dtype=_spec_dtype(self.dtype)))
         k = _metrics.n_outputs(self.spec, prep.shape)
         if self.stats is None:
             self._build(k)

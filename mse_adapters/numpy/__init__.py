@@ -38,8 +38,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .. import _core, _prepare
-from .._core import ArgNames, Ops
 from .._host import HostOps
+from .._ops import ArgNames, Ops
 from .._presets import docstring, preset
 from .._spec import LossSpec
 
@@ -325,10 +325,18 @@ def _result(out: Any) -> Result:
     return float(out) if out.ndim == 0 else out
 
 
+#: The plans of the reference's calls (docs/design.md, "Plans"; the spec is part of the key).
+_PLANS = _prepare.Plans(256)
+
+
 def _run(ops: Ops, spec: LossSpec, y_true: Any, y_pred: Any, check_values: bool = True, **kw: Any) -> Any:
+    """The pipeline on a call (``kw``: the :class:`~mse_adapters._prepare.Call`'s optional
+    arguments), in float64; plain calls by their signature's plan."""
+    kw["params"] = kw.get("params") or {}
+    call = _prepare.Call(y_pred, y_true, **kw)
+    ctx = _prepare.Context(ops, NAMES, _prepare.NO_FIXED, check_values, "float64")
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-        prep = _prepare.prepare(ops, spec, y_pred, y_true, names=NAMES, check_values=check_values,
-                                dtype="float64", **kw)
+        prep = _prepare.prepare(spec, call, ctx, _PLANS if ops is _OPS else None)
         return _core.evaluate(ops, prep)
 
 
@@ -365,8 +373,9 @@ def normalizer(spec: LossSpec | str, y_true: ArrayLike, *, sample_weight: OptArr
     (1.666666666667, 1.666666666667)
     """
     spec = preset(spec, **fields) if isinstance(spec, str) else (spec.replace(**fields) if fields else spec)
-    return _result(_prepare.batch_normalizer(_OPS, spec, y_true, weight=weight, sample_weight=sample_weight,
-                                             mask=mask, names=NAMES, check_values=check_values, dtype="float64"))
+    call = _prepare.Call(y_true, y_true, weight, sample_weight, mask)
+    ctx = _prepare.Context(_OPS, NAMES, _prepare.NO_FIXED, check_values, "float64")
+    return _result(_prepare.batch_normalizer(spec, call, ctx))
 
 
 def compile(spec: LossSpec) -> Callable[..., Result]:  # noqa: A001 - the package's verb

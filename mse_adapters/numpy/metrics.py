@@ -55,8 +55,8 @@ class Metric:
                weight: ArrayLike | None = None, mask: ArrayLike | None = None) -> Metric:
         """Add a batch (the losses' arguments and checks)."""
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-            prep = _prepare.prepare(_OPS, self.spec, y_pred, y_true, weight=weight, sample_weight=sample_weight,
-                                    mask=mask, names=NAMES, check_values=self.check_values, dtype="float64")
+            prep = _prepare.prepare(self.spec, _prepare.Call(y_pred, y_true, weight, sample_weight, mask),
+                                    _prepare.Context(_OPS, NAMES, check_values=self.check_values, dtype="float64"))
             k = _metrics.n_outputs(self.spec, prep.shape)
             stats = _metrics.batch(_OPS, prep, "float64", False)
             self._add(stats, k)

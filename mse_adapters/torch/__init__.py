@@ -50,18 +50,36 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from .. import _core
 from .. import _messages as msg
-from .._core import ArgNames, Ops, Whitening
-from .._prepare import Fixed, batch_normalizer, check_input, fixed_mask, fixed_weight, prepare, split_params
+from .._codegen import make_function
+from .._ops import ArgNames, Ops, Whitening, check_input
+from .._penalties import PENALTY_TABLE
+from .._prepare import (
+    NO_FIXED,
+    PARAM_NAMES,
+    Call,
+    Context,
+    Fixed,
+    Plan,
+    Plans,
+    batch_normalizer,
+    build,
+    fixed_mask,
+    fixed_weight,
+    prepare,
+    run,
+    signature,
+    split_params,
+)
 from .._presets import docstring, preset, row
 from .._spec import LossSpec
 from .._whiten import host_array, host_factor, pick_matrix, resolve_spec
 from . import _fast as _torch_fast
+from ._ops import OPS, TorchOps
 
 __all__ = [
     "Loss", "MSELoss", "MAELoss", "RMSELoss", "HuberLoss", "SmoothL1Loss", "LogCoshLoss", "ExpectileLoss",
@@ -75,138 +93,6 @@ NAMES = ArgNames(pred="input", target="target")
 Multioutput = str | Sequence[float]
 
 
-def _fake(x: Tensor) -> bool:
-    try:
-        from torch._subclasses.fake_tensor import is_fake
-    except ImportError:  # pragma: no cover - older torch
-        return False
-    return bool(is_fake(x))
-
-
-class TorchOps(Ops):
-    """The pipeline's primitives in torch."""
-
-    name = "torch"
-    framework = "torch"
-    accepts = "a torch.Tensor or an array-like"
-    #: A constant covariance is applied as a product with the float64-formed L^-1: faster
-    #: than a triangular solve on CPU (benchmarks/bench_whitening.py) and as accurate.
-    whiten_by = "inverse"
-
-    def asarray(self, x: Any, dtype: str | None = None, like: Any = None) -> Tensor:
-        if not isinstance(x, Tensor):
-            x = torch.as_tensor(x, device=None if like is None else like.device)
-        if dtype is not None and str(x.dtype)[6:] != dtype:
-            x = x.to(getattr(torch, dtype))
-        return x
-
-    def dtype(self, x: Any) -> str | None:
-        return str(x.dtype).removeprefix("torch.") if isinstance(x, Tensor) else None
-
-    def float_dtype(self, *xs: Tensor) -> str:
-        dt = xs[0].dtype
-        for x in xs[1:]:
-            dt = torch.promote_types(dt, x.dtype)
-        return self.dtype_name(dt if dt.is_floating_point else torch.get_default_dtype())
-
-    @staticmethod
-    def dtype_name(dt: torch.dtype) -> str:
-        return str(dt).removeprefix("torch.")
-
-    def constant(self, values: Any, like: Tensor) -> Tensor:
-        return torch.as_tensor(np.asarray(values), dtype=like.dtype, device=like.device)
-
-    def to_host(self, x: Any) -> np.ndarray:
-        if not isinstance(x, Tensor):
-            return np.asarray(x)
-        x = x.detach().cpu()
-        return (x.double() if x.dtype in (torch.float16, torch.bfloat16) else x).numpy()
-
-    def is_abstract(self, x: Any) -> bool:
-        if torch.compiler.is_compiling() or torch.jit.is_tracing() or torch._C._are_functorch_transforms_active():
-            return True
-        return isinstance(x, Tensor) and (x.device.type == "meta" or _fake(x))
-
-    def is_traced(self, x: Any) -> bool:
-        return isinstance(x, Tensor) and (x.requires_grad or self.is_abstract(x))
-
-    def where(self, cond: Tensor, x: Any, y: Any) -> Tensor:
-        return torch.where(cond, x, y)
-
-    def abs(self, x: Tensor) -> Tensor:
-        return torch.abs(x)  # its derivative is sgn(x): 0 at 0
-
-    def sign(self, x: Tensor) -> Tensor:
-        return torch.sign(x)
-
-    def sqrt(self, x: Tensor) -> Tensor:
-        return torch.sqrt(x)
-
-    def expm1(self, x: Tensor) -> Tensor:
-        return torch.expm1(x)
-
-    def log(self, x: Tensor) -> Tensor:
-        return torch.log(x)
-
-    def log1p(self, x: Tensor) -> Tensor:
-        return torch.log1p(x)
-
-    def clamp_min_nograd(self, x: Tensor, lo: float) -> Tensor:
-        x = x.clone()  # exactly torch.nn.GaussianNLLLoss: clamped in place, invisible to autograd
-        with torch.no_grad():
-            x.clamp_(min=lo)
-        return x
-
-    def shape(self, x: Tensor) -> tuple[int, ...]:
-        return tuple(x.shape)
-
-    def reshape(self, x: Tensor, shape: tuple[int, ...]) -> Tensor:
-        return torch.reshape(x, shape)
-
-    def broadcast_to(self, x: Tensor, shape: tuple[int, ...]) -> Tensor:
-        return torch.broadcast_to(x, shape)
-
-    def sum(self, x: Tensor, axis: tuple[int, ...] | None = None, dtype: str | None = None) -> Tensor:
-        dt = None if dtype is None else getattr(torch, dtype)
-        if axis is None:
-            if x.dtype == torch.bool and dt is not None:  # a count: no float copy of the mask (3x faster)
-                return torch.count_nonzero(x).to(dt)
-            return torch.sum(x, dtype=dt)
-        if not axis:
-            return x if dt is None else x.to(dt)
-        return torch.sum(x, dim=axis, dtype=dt)
-
-    def extrema(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        lo, hi = torch.aminmax(x.to(torch.uint8) if x.dtype == torch.bool else x)  # one pass, NaN-propagating
-        return lo, hi
-
-    def matvec(self, m: Tensor, x: Tensor) -> Tensor:
-        if m.ndim == 2:  # one matrix: a single GEMM over every sample
-            return x @ m.mT
-        return torch.matmul(m, x.unsqueeze(-1)).squeeze(-1)
-
-    def solve_tril(self, lower: Tensor, x: Tensor) -> Tensor:
-        if lower.ndim == 2 and x.ndim >= 2:  # z L^T = x row by row: one TRSM, no transposes
-            return torch.linalg.solve_triangular(lower.mT, x, upper=True, left=False)
-        return torch.linalg.solve_triangular(lower, x.unsqueeze(-1), upper=False).squeeze(-1)
-
-    def cholesky(self, m: Tensor) -> Tensor:
-        return torch.linalg.cholesky(m)
-
-    def check(self, build: Callable[..., Any], *inputs: Any) -> None:
-        # every condition from one host sync
-        if any(self.is_abstract(x) for x in inputs):
-            return
-        rules = build(*inputs)
-        if not rules:
-            return
-        oks = torch.stack([torch.as_tensor(c).all() for c, _, _ in rules]).tolist()
-        for ok, (_, text, kw) in zip(oks, rules):
-            if not ok:
-                raise ValueError(text.format(**{k: self._host_scalar(v) for k, v in kw.items()}))
-
-
-OPS = TorchOps()
 #: The version of a module's extra state (``get_extra_state``); bumped when it changes.
 _STATE_FORMAT = 1
 
@@ -220,34 +106,32 @@ def _input(x: Any) -> Tensor:
 
 
 # ---------------------------------------------------------------------------------------
-# Fast paths: chosen once per spec
+# The call path: a plan per call signature, and the path it runs
 # ---------------------------------------------------------------------------------------
 
 _FAST_DTYPES = frozenset((torch.float32, torch.float64))
-#: Below this many elements the fused path's autograd.Function costs more (its fixed cost,
-#: some 50-100 µs a call on a 2-core CPU) than it saves, and the general pipeline runs: the
-#: measured crossover is 1e4 (masks) to 3e4 (weights) elements, forward and backward, eager.
-SQUARE_MIN_NUMEL = 1 << 14
+#: The fields a spec computed by torch's own kernels has at their defaults (all but the
+#: penalty, its parameters and the reduction).
+_PLAIN_FIELDS = tuple((f, getattr(LossSpec(), f)) for f in ("per_sample", "finalize", "multioutput", "missing",
+                                                           "full", "eps", "transform", "unit_norm", "force_finite"))
 
 
-def _plain_path(spec: LossSpec) -> Callable[[Any, Any], Tensor] | None:
+def _plain_path(spec: LossSpec) -> Callable[[Any, Any], Tensor | None] | None:
     """``f(input, target)`` computing ``spec`` with no weights or masks by torch's fused
-    kernel, where the semantics are identical, or None."""
-    if spec != LossSpec(penalty=spec.penalty, delta=spec.delta, beta=spec.beta, tau=spec.tau,
-                        reduction=spec.reduction):
+    kernel, where the semantics are identical (None when the spec has none); ``f`` answers
+    None for inputs it does not take as they are (another dtype, another shape: the planned
+    path casts them, or raises the error)."""
+    if any(getattr(spec, f) != v for f, v in _PLAIN_FIELDS):  # (no spec is built: torch.compile traces this)
         return None
     kernel = _torch_fast.plain_kernel(spec.penalty, spec.delta, spec.beta, spec.reduction)
     if kernel is None:
         return None
     averages = _torch_fast.REDUCTION_CODE[spec.reduction] == 1
 
-    def plain_loss(input: Any, target: Any) -> Tensor:
-        if not (isinstance(input, Tensor) and isinstance(target, Tensor)
-                and input.dtype == target.dtype and input.dtype in _FAST_DTYPES):
-            p = prepare(OPS, spec, _input(input), target, names=NAMES)
-            input, target = p.pred, p.target
-        if input.shape != target.shape:
-            raise ValueError(msg.same_shape(NAMES.pred, NAMES.target, tuple(input.shape), tuple(target.shape)))
+    def plain_loss(input: Any, target: Any) -> Tensor | None:
+        if not (isinstance(input, Tensor) and isinstance(target, Tensor) and input.dtype == target.dtype
+                and input.dtype in _FAST_DTYPES and input.shape == target.shape):
+            return None
         if averages and input.numel() == 0:  # 0, not NaN, with a zero gradient
             return (input.sum() + target.sum()) * 0.0
         return kernel(input, target)
@@ -268,88 +152,9 @@ def _fused_path(spec: LossSpec) -> bool:
     penalty with any weight, sample weight, mask and missing targets, any reduction, the
     identity or the square root (no transform, per-sample stage, unit norm or other
     finalizer)."""
-    return (spec.penalty in _torch_fast.KERNELS and spec.transform is None and not spec.unit_norm
+    return (spec.penalty in PENALTY_TABLE and spec.transform is None and not spec.unit_norm
             and not spec.per_sample and spec.finalize in ("identity", "sqrt")
             and (spec.multioutput == "pooled" or spec.reduction == "per_output"))
-
-
-def _plan(spec: LossSpec, weighted: bool, masked: bool) -> _torch_fast.Plan:
-    r = spec.reduction
-    kind = {"none": "none", "per_sample": "per_sample", "per_output": "per_output"}.get(r, "sum")
-    if r in ("none", "sum"):
-        norm = None
-    elif r == "sum_over_batch_size" or not weighted:
-        norm = "valid" if masked else "count"
-    else:
-        norm = "weights"
-    return _torch_fast.Plan(kind, norm, spec.finalize == "sqrt")
-
-
-class _FastPaths:
-    """The fast paths that apply to one spec, chosen once."""
-
-    __slots__ = ("spec", "plain", "fused")
-
-    def __init__(self, spec: LossSpec) -> None:
-        self.spec = spec
-        self.plain = _plain_path(spec)
-        self.fused = _fused_path(spec)
-
-
-def _general_of(spec: LossSpec, params: Any, normalizer: Tensor | None = None) -> Callable[..., Tensor]:
-    """The general pipeline on the fused path's arguments (its double backward)."""
-    general_spec = spec.replace(missing=None)
-
-    def general(input: Tensor, target: Tensor, weight: Tensor | None, valid: Tensor | None) -> Tensor:
-        return _core.evaluate(OPS, _core.Prepared(general_spec, input, target, weight, None, valid, None, None,
-                                                  tuple(input.shape), NAMES, dict(params), normalizer))
-
-    return general
-
-
-_FAST_PATHS: dict[LossSpec, _FastPaths] = {}
-
-
-def _fast_paths(spec: LossSpec) -> _FastPaths:
-    """The fast paths of ``spec``, chosen once (a plain dict: torch.compile traces a lookup)."""
-    fast = _FAST_PATHS.get(spec)
-    if fast is None:
-        if len(_FAST_PATHS) > 512:
-            _FAST_PATHS.clear()
-        fast = _FAST_PATHS[spec] = _FastPaths(spec)
-    return fast
-
-
-def _dispatch(fast: _FastPaths, input: Any, target: Any, weight: Any, sample_weight: Any, mask: Any,
-              check_values: bool, fixed: Fixed | None = None, params: dict[str, Any] | None = None,
-              normalizer: Any = None, process_group: Any = None) -> Tensor:
-    """``spec`` on the arguments by the fastest path that has its semantics."""
-    spec = fast.spec
-    if (fast.plain is not None and weight is None and sample_weight is None and mask is None and fixed is None
-            and not params and normalizer is None and process_group is None):
-        return fast.plain(input, target)
-    small = (isinstance(input, Tensor) and input.numel() < SQUARE_MIN_NUMEL
-             and not torch.compiler.is_compiling())  # compiled, it is traced once: no fixed cost
-    across = process_group is not None
-    if not fast.fused or small or _transforming() or (across and not _linear(spec)):
-        return loss(spec, input, target, weight=weight, sample_weight=sample_weight, mask=mask,
-                    check_values=check_values, params=params, _fixed=fixed, normalizer=normalizer,
-                    process_group=process_group)
-    prep = prepare(OPS, spec, _input(input), target, weight=weight, sample_weight=sample_weight, mask=mask,
-                   fixed=fixed, params=params, names=NAMES, check_values=check_values, normalizer=normalizer)
-    w, valid = _core.element_weight(OPS, prep), _core.validity(OPS, prep)
-    if prep.params and any(t.requires_grad for t in prep.params.values()):
-        return _core.evaluate(OPS, prep)  # differentiated with respect to a parameter: autograd
-    if prep.pred.dtype not in _FAST_DTYPES or (prep.normalizer is not None and prep.normalizer.requires_grad):
-        return _core.evaluate(OPS, prep)
-    pv = _core.params_of(prep)
-    kern = _torch_fast.kernel(spec.penalty, pv, OPS, bool(prep.params))
-    table = _torch_fast.Kernel(spec.penalty, pv, OPS)
-    if across:
-        return _fused_across(process_group, prep, w, valid, kern, table)
-    return _torch_fast.fused_loss(prep.pred, prep.target, w, valid, kern, table,
-                                  _plan(spec, w is not None, valid is not None),
-                                  _general_of(spec, prep.params, prep.normalizer), prep.normalizer)
 
 
 def _linear(spec: LossSpec) -> bool:
@@ -357,16 +162,121 @@ def _linear(spec: LossSpec) -> bool:
     return spec.finalize == "identity" and spec.reduction in ("mean", "sum_over_batch_size")
 
 
-def _fused_across(group: Any, prep: _core.Prepared, w: Tensor | None, valid: Tensor | None,
+def _differentiated(x: Any) -> bool:
+    return isinstance(x, Tensor) and x.requires_grad
+
+
+class _Entry:
+    """A call signature's plan and the torch path chosen for it (docs/design.md, "Plans"):
+    ``"plain"`` (torch's own kernel), ``"fused"`` (:class:`~mse_adapters.torch._fast.FusedLoss`),
+    ``"across"`` (the fused kernel's sum and the normalizer in one all-reduce) or
+    ``"general"`` (the pipeline, differentiated by autograd)."""
+
+    __slots__ = ("plan", "path", "plain", "reduce", "kernels")
+    kernels: tuple[_torch_fast.Kernel, _torch_fast.Kernel] | None
+
+    def __init__(self, plan: Plan, path: str) -> None:
+        self.plan, self.path = plan, path
+        spec = plan.spec
+        self.plain = _plain_path(spec) if path == "plain" else None
+        weighted = any(plan.weights)
+        masked = bool(plan.masks) or spec.missing == "nan"
+        self.reduce = _reduce_plan(spec, weighted, masked)
+        #: the kernels of Python-float parameters, made once (tensor parameters: per call)
+        self.kernels = None if path not in ("fused", "across") else _kernels(spec, {})
+
+
+def _reduce_plan(spec: LossSpec, weighted: bool, masked: bool, reduction: str | None = None) -> _torch_fast.Plan:
+    """What the fused kernel reduces to (the core's choice of normalizer); ``reduction``: in
+    place of the spec's."""
+    reduction = reduction or spec.reduction
+    kind = {"none": "none", "per_sample": "per_sample", "per_output": "per_output"}.get(reduction, "sum")
+    return _torch_fast.Plan(kind, _core.reduction_normalizer(reduction, weighted, masked), spec.finalize == "sqrt")
+
+
+def _kernels(spec: LossSpec, params: Any) -> tuple[_torch_fast.Kernel, _torch_fast.Kernel]:
+    pv = _core.Params(spec, params) if params else spec
+    return _torch_fast.kernel(spec.penalty, pv, OPS, bool(params)), _torch_fast.Kernel(spec.penalty, pv, OPS)
+
+
+def _entry(spec: LossSpec, call: Call, ctx: Context, transforming: bool) -> _Entry:
+    """Build a call signature's plan and choose its path, once."""
+    plan = build(spec, call, ctx)
+    spec = plan.spec
+    params = (*ctx.fixed.params.values(), *call.params.values())
+    if (transforming or not _fused_path(spec) or plan.dtype not in ("float32", "float64")
+            or _differentiated(call.normalizer)):
+        return _Entry(plan, "general")
+    if ctx.allreduce is not None:
+        return _Entry(plan, "across" if _linear(spec) else "general")
+    bare = not any(plan.weights) and not plan.masks and len(params) == 0 and call.normalizer is None
+    return _Entry(plan, "plain" if bare and _plain_path(spec) is not None else "fused")
+
+
+def _general_of(spec: LossSpec, params: Any, normalizer: Tensor | None = None,
+                reduction: str | None = None) -> Callable[..., Tensor]:
+    """The general pipeline on the fused path's arguments (its double backward; the spec is
+    made when it runs)."""
+
+    def general(input: Tensor, target: Tensor, weight: Tensor | None, valid: Tensor | None) -> Tensor:
+        s = spec.replace(missing=None, reduction=reduction or spec.reduction)
+        return _core.evaluate(OPS, _core.Prepared(s, input, target, weight, None, valid, None, None,
+                                                  tuple(input.shape), NAMES, dict(params), normalizer))
+
+    return general
+
+
+def _pipeline(prep: _core.Prepared) -> Tensor:
+    """The general pipeline on a prepared call (autograd differentiates it)."""
+    return _core.evaluate(OPS, prep)
+
+
+def _execute(entry: _Entry, call: Call, ctx: Context) -> Tensor:
+    """A call on its plan's path: the plan's array work and value checks, then the kernel."""
+    prep = run(entry.plan, call, ctx)
+    path = entry.path
+    if path == "general":
+        return _pipeline(prep)
+    if path == "plain":
+        assert entry.plain is not None
+        out = entry.plain(prep.pred, prep.target)
+        assert out is not None
+        return out
+    w, valid = _core.element_weight(OPS, prep), _core.validity(OPS, prep)
+    kern, table = entry.kernels if entry.kernels is not None and not prep.params else \
+        _kernels(prep.spec, prep.params)
+    if path == "across":
+        return _fused_across(prep, w, valid, kern, table)
+    return _torch_fast.fused_loss(prep.pred, prep.target, w, valid, kern, table, entry.reduce,
+                                  _general_of(prep.spec, prep.params, prep.normalizer), prep.normalizer, prep.params)
+
+
+#: The plans of the functional forms (every spec's: the spec is part of the signature), and
+#: those of :func:`loss` (the general pipeline's).
+_PLANS = Plans(256)
+_GENERAL_PLANS = Plans(256)
+
+
+def _call(plans: Plans | None, spec: LossSpec, call: Call, ctx: Context) -> Tensor:
+    """``spec`` on a call, by its signature's plan (built once; under torch.compile, built at
+    trace time and not cached: the compiled graph is the cache)."""
+    _input(call.pred)
+    transforming = _transforming()
+    if plans is None or torch.compiler.is_compiling():
+        return _execute(_entry(spec, call, ctx, transforming), call, ctx)
+    key = (signature(spec, call, ctx), transforming)
+    return _execute(plans.lookup(key, lambda: _entry(spec, call, ctx, transforming)), call, ctx)
+
+
+def _fused_across(prep: _core.Prepared, w: Tensor | None, valid: Tensor | None,
                   kern: _torch_fast.Kernel, table: _torch_fast.Kernel) -> Tensor:
     """A linear reduction across a group's ranks on the fused kernel: this rank's sum (the
     kernel with reduction ``sum``) and its normalizer summed in one all-reduce, then divided
     (docs/design.md, "Scale-out"); a given ``normalizer`` is already the global one."""
-    total = prep.spec.replace(reduction="sum")
     num = _torch_fast.fused_loss(prep.pred, prep.target, w, valid, kern, table,
-                                 _plan(total, w is not None, valid is not None),
-                                 _general_of(total, prep.params, None), None)
-    allreduce = _allreduce_of(group)
+                                 _reduce_plan(prep.spec, w is not None, valid is not None, "sum"),
+                                 _general_of(prep.spec, prep.params, None, "sum"), None, prep.params)
+    allreduce = prep.allreduce
     assert allreduce is not None
     if prep.normalizer is not None:
         (num,) = allreduce((num,))
@@ -375,11 +285,16 @@ def _fused_across(group: Any, prep: _core.Prepared, w: Tensor | None, valid: Ten
     return _core.safe_div(OPS, num, den)
 
 
+def _context(check_values: bool, fixed: Fixed = NO_FIXED, process_group: Any = None) -> Context:
+    return Context(OPS, NAMES, fixed, check_values, None, _allreduce_of(process_group), "process_group")
+
+
 def loss(spec: LossSpec, input: Tensor, target: Tensor, *, weight: Any = None, sample_weight: Any = None,
          mask: Any = None, check_values: bool = True, covariance: Any = None, scale_tril: Any = None,
          precision: Any = None, var: Any = None, params: dict[str, Any] | None = None,
-         normalizer: Any = None, process_group: Any = None, _fixed: Fixed | None = None) -> Tensor:
-    """Evaluate any spec on torch tensors by the general pipeline (no fast path).
+         normalizer: Any = None, process_group: Any = None) -> Tensor:
+    """Evaluate any spec on torch tensors by the general pipeline (no fast path; the modules
+    and the functional forms choose theirs), autograd differentiating it.
 
     ``covariance``, ``scale_tril`` or ``precision`` (one of them; it sets the spec's
     ``transform``): a constant one is validated and factored on the host in float64 (cached
@@ -388,11 +303,10 @@ def loss(spec: LossSpec, input: Tensor, target: Tensor, *, weight: Any = None, s
     ``params``: penalty parameters as tensors (``{"tau": t}``), in place of the spec's floats.
     ``normalizer``: the denominator to divide by instead of the batch's own; ``process_group``:
     reduce across its ranks (docs/design.md, "Scale-out")."""
-    prep = prepare(OPS, spec, _input(input), target, weight=weight, sample_weight=sample_weight, mask=mask,
-                   var=var, covariance=covariance, scale_tril=scale_tril, precision=precision, fixed=_fixed,
-                   params=params, names=NAMES, check_values=check_values, normalizer=normalizer,
-                   allreduce=_allreduce_of(process_group))
-    return _core.evaluate(OPS, prep)
+    call = Call(_input(input), target, weight, sample_weight, mask, var, covariance, scale_tril, precision,
+                params or {}, normalizer)
+    plans = None if torch.compiler.is_compiling() else _GENERAL_PLANS
+    return _core.evaluate(OPS, prepare(spec, call, _context(check_values, process_group=process_group), plans))
 
 
 # ---------------------------------------------------------------------------------------
@@ -500,6 +414,14 @@ class _Matrix:
         for k, v in state.items():
             setattr(self, k, v)
         self.cache = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The shape of the matrix as held (its factor's or its precision's)."""
+        buffers = _FACTOR_BUFFERS[self.kind]
+        m = self.trainable() if self.kind == "trainable" else self.module._buffers[buffers[0]]
+        assert m is not None
+        return tuple(m.shape)
 
     def trainable(self) -> Tensor:
         t = self.tensor if self.tensor is not None else self.module._parameters["scale_tril"]
@@ -619,7 +541,9 @@ class Loss(nn.Module):
 
     def _set_spec(self, spec: LossSpec) -> None:
         self.spec = spec
-        self._fast = _fast_paths(spec)
+        #: the plans of this loss' call signatures (docs/design.md, "Plans")
+        self._plans = Plans()
+        self._plain = _plain_path(spec)
         st = self._matrix
         factor = None if st.kind in (None, "precision") else (
             st.trainable() if st.kind == "trainable" else self._buffers[_FACTOR_BUFFERS[st.kind][0]])
@@ -637,14 +561,14 @@ class Loss(nn.Module):
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        state.pop("_fast", None)  # closures; rebuilt from the spec
+        state.pop("_plain", None)  # a closure; rebuilt from the spec
         state["process_group"] = None  # a live communicator does not pickle
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         self._matrix.module = self
-        self._fast = _fast_paths(self.spec)
+        self._plain = _plain_path(self.spec)
 
     def _penalty_params(self) -> dict[str, Tensor]:
         return {n: getattr(self, n) for n in self._param_names}
@@ -667,25 +591,18 @@ class Loss(nn.Module):
         loss is the global batch's on every rank, scaled so that DDP's (or FSDP's) averaging
         of the ranks' gradients gives the single-process gradient."""
         fixed = self._fixed()
-        group = self.process_group
-        if normalizer is not None or group is not None:
-            if var is not None or self.spec.transform is not None or self.spec.penalty == "gaussian_nll":
-                return loss(self.spec, input, target, weight=weight, sample_weight=sample_weight, mask=mask,
-                            var=var, check_values=self.check_values, _fixed=fixed, normalizer=normalizer,
-                            process_group=group)
-            return _dispatch(self._fast, input, target, weight, sample_weight, mask, self.check_values, fixed,
-                             normalizer=normalizer, process_group=group)
-        if var is None and weight is None and sample_weight is None and mask is None:
-            if fixed is None and self._fast.plain is not None:
-                return self._fast.plain(input, target)
-            if self._gls and self._buffers["weight"] is None and self._buffers["mask"] is None:
-                out = self._gls_forward(input, target)
-                if out is not None:
-                    return out
-        if var is not None or self.spec.transform is not None or self.spec.penalty == "gaussian_nll":
-            return loss(self.spec, input, target, weight=weight, sample_weight=sample_weight, mask=mask, var=var,
-                        check_values=self.check_values, _fixed=fixed)
-        return _dispatch(self._fast, input, target, weight, sample_weight, mask, self.check_values, fixed)
+        bare = (weight is None and sample_weight is None and mask is None and var is None and normalizer is None
+                and self.process_group is None)
+        if bare and fixed is None and self._plain is not None:
+            out = self._plain(input, target)
+            if out is not None:
+                return out
+        if bare and self._gls and fixed is not None and fixed.weight is None and fixed.mask is None:
+            out = self._gls_forward(input, target)
+            if out is not None:
+                return out
+        call = Call(input, target, weight, sample_weight, mask, var, normalizer=normalizer)
+        return _call(self._plans, self.spec, call, _context(self.check_values, fixed or NO_FIXED, self.process_group))
 
     def normalizer(self, target: Tensor, *, weight: Tensor | None = None, sample_weight: Tensor | None = None,
                    mask: Tensor | None = None) -> Tensor:
@@ -695,8 +612,8 @@ class Loss(nn.Module):
         with these). Summed over the ranks of the module's ``process_group``, when it has one.
         Sum it over an accumulation window and pass it to each micro-batch's call as
         ``normalizer=``."""
-        n = batch_normalizer(OPS, self.spec, target, weight=weight, sample_weight=sample_weight, mask=mask,
-                             fixed=self._fixed(), names=NAMES, check_values=self.check_values)
+        n = batch_normalizer(self.spec, Call(target, target, weight, sample_weight, mask),
+                             _context(self.check_values, self._fixed() or NO_FIXED))
         return _normalizer_sum(self.process_group, n.detach())
 
     def _gls_forward(self, input: Any, target: Any) -> Tensor | None:
@@ -922,38 +839,39 @@ class _Preset(Loss):
 
 def _functional(cls: type[_Preset]) -> Callable[..., Tensor]:
     """The functional form of a preset class: ``f(input, target, *, <its arguments>,
-    sample_weight=None)``, by the same fast paths."""
+    sample_weight=None, normalizer=None, process_group=None)`` (a real signature), by the same
+    paths."""
     init = inspect.signature(cls.__init__)
-    keep = [p for k, p in init.parameters.items()
-            if k not in ("self", "covariance", "scale_tril", "precision", "process_group")]
+    keep = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for k, p in init.parameters.items()
+            if k not in ("self", "covariance", "scale_tril", "precision", "process_group", "check_values")]
+    own = ("weight", "mask")
     params = [inspect.Parameter("input", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="Tensor"),
               inspect.Parameter("target", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="Tensor"),
-              *(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in keep if p.name != "check_values"),
-              inspect.Parameter("sample_weight", inspect.Parameter.KEYWORD_ONLY, default=None),
-              inspect.Parameter("check_values", inspect.Parameter.KEYWORD_ONLY, default=True),
-              inspect.Parameter("normalizer", inspect.Parameter.KEYWORD_ONLY, default=None),
-              inspect.Parameter("process_group", inspect.Parameter.KEYWORD_ONLY, default=None)]
-    sig = inspect.Signature(params, return_annotation="Tensor")
-    name = cls._preset
-    fixed_args = ("input", "target", "weight", "sample_weight", "mask", "check_values", "normalizer", "process_group")
-
-    def fn(*args: Any, **kwargs: Any) -> Tensor:
-        bound = sig.bind(*args, **kwargs)
-        bound.apply_defaults()
-        a = bound.arguments
-        fields, params = split_params({k: v for k, v in a.items() if k not in fixed_args})
-        if not isinstance(fields.get("multioutput", ""), str):
-            fields["multioutput"] = tuple(float(v) for v in fields["multioutput"])
-        return _dispatch(_fast_paths(preset(name, **fields)), a["input"], a["target"], a["weight"],
-                         a["sample_weight"], a["mask"], a["check_values"], params=params, normalizer=a["normalizer"],
-                         process_group=_check_group(a["process_group"]))
-
-    fn.__signature__ = sig  # type: ignore[attr-defined]
-    fn.__name__ = fn.__qualname__ = row(name).torch_fn
-    fn.__doc__ = (f"Functional :class:`{cls.__name__}` (same arguments, and ``sample_weight``, ``normalizer``, "
-                  "``process_group``).")
-    fn.__module__ = __name__
+              *keep,
+              *(inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d)
+                for n, d in (("sample_weight", None), ("check_values", True), ("normalizer", None),
+                             ("process_group", None)))]
+    fields = ", ".join(f"{p.name!r}: {p.name}" for p in keep if p.name not in own)
+    body = (f"return _functional_call({cls._preset!r}, input, target, {{{fields}}}, weight, sample_weight, mask, "
+            "check_values, normalizer, process_group)")
+    fn = make_function(row(cls._preset).torch_fn, params, body, {"_functional_call": _functional_call},
+                       module=__name__, returns="Tensor",
+                       doc=(f"Functional :class:`{cls.__name__}` (same arguments, and ``sample_weight``, "
+                            "``normalizer``, ``process_group``)."))
     return fn
+
+
+def _functional_call(name: str, input: Any, target: Any, fields: dict[str, Any], weight: Any, sample_weight: Any,
+                     mask: Any, check_values: bool, normalizer: Any, process_group: Any) -> Tensor:
+    """A functional form's call: the preset's spec (made once per distinct fields), its
+    tensor parameters, by the plan of the call's signature."""
+    fields, params = split_params(fields)
+    if not isinstance(fields.get("multioutput", ""), str):
+        fields["multioutput"] = tuple(float(v) for v in fields["multioutput"])
+    if torch.compiler.is_compiling():  # a float may be symbolic there: an input of the graph, not of the spec
+        params.update({k: torch.as_tensor(fields.pop(k)) for k in list(fields) if k in PARAM_NAMES})
+    call = Call(input, target, weight, sample_weight, mask, params=params, normalizer=normalizer)
+    return _call(_PLANS, preset(name, **fields), call, _context(check_values, NO_FIXED, process_group))
 
 
 class MSELoss(_Preset, preset="mse"):

@@ -27,20 +27,29 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["plain_kernel", "FusedLoss", "fused_loss", "whitened_square", "REDUCTION_CODE", "Plan", "Kernel",
+from .. import _core
+from .._penalties import LOG_COSH_BIG, PENALTY_TABLE
+from ._ops import OPS
+
+__all__ = ["plain_kernel", "FusedLoss", "Job", "fused_loss", "whitened_square", "REDUCTION_CODE", "Plan", "Kernel",
            "kernel", "KERNELS", "BLOCK", "scratch", "clear_scratch"]
 
+#: A reduction's denominator: an array, a count (a Python number) or none.
+Den = Tensor | float | None
 #: aten's reduction codes. ``sum_over_batch_size`` without weights or masks is the mean.
 REDUCTION_CODE = {"none": 0, "mean": 1, "sum_over_batch_size": 1, "sum": 2}
 
 #: The integer type of each float type's width, for the bitwise select.
 _BITS = {torch.float32: torch.int32, torch.float64: torch.int64}
+#: Up to this many elements the fused forward runs as whole-array operations
+#: (:func:`_forward_direct`); above, block by block (:func:`_forward_blocks`).
+DIRECT = 1 << 16
 #: Elements per block of the fused forward (about 1 MB of float32: a few arrays of it stay
 #: in the caches while every step of a block runs).
 BLOCK = 1 << 18
@@ -107,21 +116,21 @@ def _select(x: Tensor, bits: Tensor | None) -> Tensor:
 
 class Kernel:
     """A penalty's eager torch implementation for the fused path: ``value(r, out)`` writes
-    rho(r) into ``out``; ``grad_(r)`` writes rho'(r) into ``r`` (the fused path's private
-    residual, a block of it). The default is the penalty table's
-    ``value`` and ``grad`` (written once, against the Ops primitives); a penalty torch has a
-    fused aten kernel for (or a cheaper in-place composition) substitutes it here, and
-    tests/torch/test_fast.py proves each equal to the general pipeline."""
+    rho(r) into ``out`` (a new tensor when ``out`` is None); ``grad_(r)`` writes rho'(r) into
+    ``r`` (the fused path's private residual, a block of it). The default is the penalty
+    table's ``value`` and ``grad`` (written once, against the Ops primitives): every row of
+    the table has a fused path. A penalty torch has a fused aten kernel for (or a cheaper
+    in-place composition) may substitute it here (:data:`KERNELS`), and
+    tests/torch/test_fused.py proves each equal to the general pipeline."""
 
     def __init__(self, name: str, params: Any, ops: Any) -> None:
-        from .._penalties import PENALTY_TABLE
-
         self.row = PENALTY_TABLE[name]
         self.params = params
         self.ops = ops
 
-    def value(self, r: Tensor, out: Tensor) -> Tensor:
-        return out.copy_(self.row.value(self.ops, r, self.params))
+    def value(self, r: Tensor, out: Tensor | None) -> Tensor:
+        q = self.row.value(self.ops, r, self.params)
+        return q if out is None else out.copy_(q)
 
     def grad_(self, r: Tensor) -> Tensor:
         return r.copy_(self.row.grad(self.ops, r, self.params))
@@ -132,7 +141,7 @@ def _zero_like(r: Tensor) -> Tensor:
 
 
 class _Square(Kernel):
-    def value(self, r: Tensor, out: Tensor) -> Tensor:
+    def value(self, r: Tensor, out: Tensor | None) -> Tensor:
         return torch.mul(r, r, out=out)
 
     def grad_(self, r: Tensor) -> Tensor:
@@ -140,7 +149,7 @@ class _Square(Kernel):
 
 
 class _Abs(Kernel):
-    def value(self, r: Tensor, out: Tensor) -> Tensor:
+    def value(self, r: Tensor, out: Tensor | None) -> Tensor:
         return torch.abs(r, out=out)
 
     def grad_(self, r: Tensor) -> Tensor:
@@ -148,7 +157,7 @@ class _Abs(Kernel):
 
 
 class _Huber(Kernel):
-    def value(self, r: Tensor, out: Tensor) -> Tensor:
+    def value(self, r: Tensor, out: Tensor | None) -> Tensor:
         return torch._C._nn.huber_loss(r, _zero_like(r), 0, self.params.delta, out=out)  # type: ignore[call-arg,arg-type]
 
     def grad_(self, r: Tensor) -> Tensor:
@@ -157,7 +166,7 @@ class _Huber(Kernel):
 
 
 class _SmoothL1(Kernel):
-    def value(self, r: Tensor, out: Tensor) -> Tensor:
+    def value(self, r: Tensor, out: Tensor | None) -> Tensor:
         return torch._C._nn.smooth_l1_loss(r, _zero_like(r), 0, self.params.beta, out=out)  # type: ignore[call-arg,arg-type]
 
     def grad_(self, r: Tensor) -> Tensor:
@@ -166,14 +175,12 @@ class _SmoothL1(Kernel):
 
 
 class _LogCosh(Kernel):
-    #: Above this |r|, log cosh r = |r| - log 2 to within e^-2|r| (e^-40 ~ 4e-18: below
-    #: float64's rounding); below it, log1p(2 sinh^2(r/2)), accurate for small r (where
-    #: |r| + softplus(-2|r|) - log 2 cancels) and free of overflow.
-    BIG = 20.0
-
-    def value(self, r: Tensor, out: Tensor) -> Tensor:
-        excess = torch.abs(r, out=scratch(r, "log_cosh")).sub_(self.BIG).clamp_(min=0.0)
-        h = torch.abs(r, out=out).clamp_(max=self.BIG).mul_(0.5).sinh_()
+    # Above LOG_COSH_BIG, log cosh r = |r| - log 2 to within e^-2|r| (below float64's
+    # rounding); below it, log1p(2 sinh^2(r/2)), accurate for small r (where
+    # |r| + softplus(-2|r|) - log 2 cancels) and free of overflow.
+    def value(self, r: Tensor, out: Tensor | None) -> Tensor:
+        excess = torch.abs(r, out=scratch(r, "log_cosh")).sub_(LOG_COSH_BIG).clamp_(min=0.0)
+        h = torch.abs(r, out=out).clamp_(max=LOG_COSH_BIG).mul_(0.5).sinh_()
         return h.mul_(h).mul_(2.0).log1p_().add_(excess)
 
     def grad_(self, r: Tensor) -> Tensor:
@@ -181,7 +188,7 @@ class _LogCosh(Kernel):
 
 
 class _Expectile(Kernel):
-    def value(self, r: Tensor, out: Tensor) -> Tensor:
+    def value(self, r: Tensor, out: Tensor | None) -> Tensor:
         tau = self.params.tau  # (tau r + (1 - 2 tau) relu(r)) r = asym(r) r^2
         pos = torch.clamp(r, min=0.0, out=scratch(r, "asym"))
         return torch.mul(r, tau, out=out).add_(pos, alpha=1.0 - 2.0 * tau).mul_(r)
@@ -193,10 +200,10 @@ class _Expectile(Kernel):
 
 
 class _PseudoHuber(Kernel):
-    def value(self, r: Tensor, out: Tensor) -> Tensor:
+    def value(self, r: Tensor, out: Tensor | None) -> Tensor:
         s = torch.mul(r, r, out=scratch(r, "pseudo_huber"))  # r^2 / (sqrt(1 + (r/delta)^2) + 1)
-        torch.mul(s, 1.0 / self.params.delta**2, out=out).add_(1.0).sqrt_().add_(1.0)
-        return torch.div(s, out, out=out)
+        den = torch.mul(s, 1.0 / self.params.delta**2, out=out).add_(1.0).sqrt_().add_(1.0)
+        return torch.div(s, den, out=den)
 
     def grad_(self, r: Tensor) -> Tensor:
         s = torch.mul(r, r, out=scratch(r, "pseudo_huber"))
@@ -204,7 +211,7 @@ class _PseudoHuber(Kernel):
 
 
 class _Quantile(Kernel):
-    def value(self, r: Tensor, out: Tensor) -> Tensor:
+    def value(self, r: Tensor, out: Tensor | None) -> Tensor:
         tau = self.params.tau  # tau |r| + (1 - 2 tau) relu(r)
         pos = torch.clamp(r, min=0.0, out=scratch(r, "asym"))
         return torch.abs(r, out=out).mul_(tau).add_(pos, alpha=1.0 - 2.0 * tau)
@@ -249,8 +256,10 @@ class Plan:
         if self.kind == "none":
             return q
         dt = q.dtype if not q.dtype.is_floating_point else None
-        if self.kind == "sum" or q.ndim == 0:
-            return q.sum(dtype=dt).reshape(()) if self.kind == "sum" else q.reshape(1)
+        if self.kind == "sum":
+            return q.sum(dtype=dt)
+        if q.ndim == 0:
+            return q.reshape(1)
         if self.kind == "per_sample":
             return q.sum(dim=tuple(range(1, q.ndim)), dtype=dt) if q.ndim > 1 else q
         return q.sum(dim=tuple(range(q.ndim - 1)), dtype=dt) if q.ndim > 1 else q.sum(dtype=dt).reshape(1)
@@ -270,12 +279,17 @@ class Plan:
         return c
 
 
-def _guarded(num: Tensor, den: Tensor | None) -> Tensor:
-    """num / den, 0 where den == 0 (a NaN in num stays NaN)."""
-    if den is None:
-        return num
-    zero = den == 0
-    return torch.where(zero, num * 0.0, num / torch.where(zero, 1.0, den))
+def _denominator(den: Den) -> Den:
+    """A reduction's denominator with its zeros made 1 (:func:`mse_adapters._core.nonzero`):
+    where it is 0, so is the numerator (every unit's w m is 0 there, and rho(0) = 0; a NaN
+    stays NaN), so dividing by it is the core's ``safe_div``, in two operations."""
+    if den is None or isinstance(den, Tensor):
+        return den if den is None else _core.nonzero(OPS, den)
+    return den or 1.0
+
+
+def _divide(num: Tensor, den: Den) -> Tensor:
+    return num if den is None else num / den
 
 
 def _rows(x: Tensor | None, i: int, j: int, ndim: int, rows: int) -> Tensor | None:
@@ -285,81 +299,132 @@ def _rows(x: Tensor | None, i: int, j: int, ndim: int, rows: int) -> Tensor | No
     return x[i:j] if x.shape[0] == rows else x
 
 
+class Job:
+    """What a fused call computes besides its tensors: the penalty's eager kernel (``kern``)
+    and its table form (``table``: the traced form and the weight's gradient), the reduction
+    (``plan``), the general pipeline (``general(input, target, weight, valid)``, for a double
+    backward) and a given normalizer (``norm``: a constant, divided by instead of the batch's
+    own). One argument of :class:`FusedLoss` (an autograd.Function's cost grows with its
+    arguments)."""
+
+    __slots__ = ("kern", "table", "plan", "general", "norm", "wrt")
+
+    def __init__(self, kern: Kernel, table: Kernel, plan: Plan, general: Callable[..., Tensor],
+                 norm: Tensor | None, wrt: tuple[str, ...] = ()) -> None:
+        self.kern, self.table, self.plan, self.general, self.norm = kern, table, plan, general, norm
+        #: the penalty parameters differentiated (tensors that require grad), by name: the
+        #: last arguments of :class:`FusedLoss`
+        self.wrt = wrt
+
+
 class FusedLoss(torch.autograd.Function):
-    """sum(w m rho(r)) reduced and finalized (``plan``), r = input - target, for any penalty
-    (``kern``: its eager implementation; ``table``: the penalty table's, for the traced form
-    and the weight's gradient), weight (broadcast), validity (mask and present targets: a
-    masked unit counts for nothing, whatever its target is) and reduction (see the module
-    documentation). ``general(input, target, weight, valid)`` is the general pipeline,
-    differentiated for a double backward (``create_graph=True``). ``norm``: a given
-    normalizer (a constant: no gradient), divided by instead of the batch's own."""
+    """sum(w m rho(r)) reduced and finalized (``job.plan``), r = input - target, for any
+    penalty, weight (broadcast), validity (mask and present targets: a masked unit counts for
+    nothing, whatever its target is) and reduction (see the module documentation and
+    :class:`Job`)."""
 
     @staticmethod
     def forward(ctx: Any, input: Tensor, target: Tensor, weight: Tensor | None,  # type: ignore[override]
-                valid: Tensor | None, kern: Kernel, table: Kernel, plan: Plan,
-                general: Callable[..., Tensor], norm: Tensor | None = None) -> Tensor:
+                valid: Tensor | None, job: Job, *params: Tensor) -> Tensor:
+        plan = job.plan
         traced = torch.compiler.is_compiling() or input.device.type != "cpu"
-        need_i, need_t, need_w = ctx.needs_input_grad[:3]
-        need_grad = need_i or need_t
+        need = ctx.needs_input_grad
+        need_grad = need[0] or need[1]
         if traced:
-            num, den, h, out = _forward_functional(input, target, weight, valid, table, plan)
+            num, den, h, out = _forward_functional(input, target, weight, valid, job.table, plan)
+        elif input.numel() <= DIRECT:
+            num, den, h, out = _forward_direct(input, target, weight, valid, job.kern, plan, need_grad)
         else:
-            num, den, h, out = _forward_blocks(input, target, weight, valid, kern, plan, need_grad)
-        if norm is not None:
-            den = norm.expand(num.shape)
-        value = out if plan.kind == "none" else _guarded(num, den)
+            num, den, h, out = _forward_blocks(input, target, weight, valid, job.kern, plan, need_grad)
+        if job.norm is not None:
+            den = job.norm.expand(num.shape)
+        # where the denominator is 0 the value is 0 with a zero gradient, also the weight's
+        zero = den == 0 if need[2] and isinstance(den, Tensor) else None
+        den = _denominator(den)
+        value = out if plan.kind == "none" else _divide(num, den)
         mean = value
         if plan.sqrt:
-            pos = value > 0
-            value = torch.where(pos, torch.sqrt(torch.where(pos, value, 1.0)), value * 0.0)
-        ctx.save_for_backward(input, target, weight, valid, den, mean, value)
+            value = _core.safe_sqrt(OPS, value)
+        # saved: the inputs (a double backward differentiates the general pipeline on them),
+        # and what the first backward reads: a tensor denominator, the mean and the zero
+        # denominators (the weight's gradient), the square root (RMSE)
+        extra = (den if isinstance(den, Tensor) else None, mean if need[2] else None, zero,
+                 value if plan.sqrt else None)
+        ctx.save_for_backward(input, target, weight, valid, *extra)
+        ctx.den = den if extra[0] is None else None  # a count (a Python number), or None
         ctx.h = h  # private: w m rho'(r), which the first backward turns into the gradient
-        ctx.kern, ctx.table, ctx.plan, ctx.general, ctx.traced = kern, table, plan, general, traced
-        ctx.given_norm = norm is not None
+        ctx.job = job
         return value
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        input, target, weight, valid, den, mean, value = ctx.saved_tensors
+        input, target, weight, valid, den, mean, zero, value = ctx.saved_tensors
+        if den is None:
+            den = ctx.den
         need_i, need_t, need_w = ctx.needs_input_grad[:3]
-        plan = ctx.plan
+        job = ctx.job
         if torch.is_grad_enabled():
             # create_graph=True: differentiate the general pipeline (higher derivatives)
-            return (*_general_grads(ctx.general, input, target, weight, valid, grad, (need_i, need_t, need_w)),
-                    None, None, None, None, None, None)
+            return (*_general_grads(job, (input, target, weight, valid), grad, ctx.needs_input_grad), )
+        plan = job.plan
         g = grad
         if plan.sqrt:  # d sqrt(m)/dm = 1 / (2 sqrt(m)), taken as 0 at m = 0
             pos = value > 0
             g = torch.where(pos, g * 0.5 / torch.where(pos, value, 1.0), 0.0)
-        c = g if den is None else torch.where(den == 0, 0.0, g / torch.where(den == 0, 1.0, den))
-        c = plan.expand(c, input.shape)
+        c = plan.expand(_divide(g, den), input.shape)
         gi = gt = gw = None
-        table = ctx.table
         if need_i or need_t:
-            h = ctx.h
-            ctx.h = None
-            if h is None:  # a second backward (retain_graph=True): rebuild w m rho'(r)
-                r = _residual(input, target, valid)
-                h = table.row.grad(table.ops, r, table.params)
-                if weight is not None:
-                    h = h * weight
-                if valid is not None:
-                    h = torch.where(valid, h, 0.0)
-                gi = h * c
-            else:
-                gi = h.mul_(c)
+            gi = _input_grad(ctx, input, target, weight, valid, c)
             if need_t:
                 gt = torch.neg(gi)
             if not need_i:
                 gi = None
         if need_w:
+            table = job.table
             lv = table.row.value(table.ops, _residual(input, target, valid), table.params)
-            if plan.norm == "weights" and not ctx.given_norm:  # d(num/den)/dw = (l - mean) / den
+            if plan.norm == "weights" and job.norm is None:  # d(num/den)/dw = (l - mean) / den
                 lv = lv - plan.expand(mean, input.shape)
             if valid is not None:
                 lv = torch.where(valid, lv, 0.0)
-            gw = (lv * c).sum_to_size(weight.shape)
-        return gi, gt, gw, None, None, None, None, None, None
+            cw = c if zero is None else torch.where(plan.expand(zero, input.shape), 0.0, c)
+            gw = (lv * cw).sum_to_size(weight.shape)
+        return gi, gt, gw, None, None, *_param_grads(job, (input, target, weight, valid), c, ctx.needs_input_grad[5:])
+
+
+def _param_grads(job: Job, inputs: tuple[Tensor, Tensor, Tensor | None, Tensor | None], c: Tensor,
+                 needs: tuple[bool, ...]) -> tuple[Tensor | None, ...]:
+    """The gradients of the differentiated penalty parameters: the cotangent times w m
+    d rho / d param (autograd of the table's value with respect to the parameter)."""
+    if not any(needs):
+        return tuple(None for _ in needs)
+    input, target, weight, valid = inputs
+    table = job.table
+    with torch.enable_grad():
+        leaves = {n: getattr(table.params, n).detach().requires_grad_(True) for n in job.wrt}
+        q = table.row.value(table.ops, _residual(input, target, valid), table.params.replace(**leaves))
+        coef = c.expand(q.shape) if weight is None else c * weight
+        if valid is not None:
+            coef = torch.where(valid, coef, 0.0)
+        got = torch.autograd.grad(q, list(leaves.values()), coef.expand(q.shape), allow_unused=True)
+    return tuple(g if need else None for g, need in zip(got, needs))
+
+
+def _input_grad(ctx: Any, input: Tensor, target: Tensor, weight: Tensor | None, valid: Tensor | None,
+                c: Tensor) -> Tensor:
+    """w m rho'(r) times the cotangent: the forward's, scaled in place (a second backward,
+    retain_graph=True, rebuilds it)."""
+    h = ctx.h
+    ctx.h = None
+    if h is not None:
+        return h.mul_(c)  # type: ignore[no-any-return]
+    table = ctx.job.table
+    r = _residual(input, target, valid)
+    h = table.row.grad(table.ops, r, table.params)
+    if weight is not None:
+        h = h * weight
+    if valid is not None:
+        h = torch.where(valid, h, 0.0)
+    return h * c  # type: ignore[no-any-return]
 
 
 def _residual(input: Tensor, target: Tensor, valid: Tensor | None) -> Tensor:
@@ -368,7 +433,7 @@ def _residual(input: Tensor, target: Tensor, valid: Tensor | None) -> Tensor:
 
 
 def _forward_functional(input: Tensor, target: Tensor, weight: Tensor | None, valid: Tensor | None,
-                        table: Kernel, plan: Plan) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor]:
+                        table: Kernel, plan: Plan) -> tuple[Tensor, Den, Tensor | None, Tensor]:
     """The fused forward in functional form (traced by torch.compile, or off the CPU)."""
     r = _residual(input, target, valid)
     q = table.row.value(table.ops, r, table.params)
@@ -391,8 +456,48 @@ def _forward_functional(input: Tensor, target: Tensor, weight: Tensor | None, va
     return num, den, h, q
 
 
+def _count(plan: Plan, shape: torch.Size) -> float:
+    """The number of units each reduced value averages (``norm="count"``)."""
+    if plan.kind == "sum" or (plan.kind == "per_output" and len(shape) <= 1):  # 1-D: one output column
+        return float(math.prod(shape))
+    return float(math.prod(shape[1:])) if plan.kind == "per_sample" else float(math.prod(shape[:-1]))
+
+
+def _forward_direct(input: Tensor, target: Tensor, weight: Tensor | None, valid: Tensor | None, kern: Kernel,
+                    plan: Plan, need_grad: bool) -> tuple[Tensor, Den, Tensor | None, Tensor]:
+    """The fused forward in a few whole-array operations, eagerly on the CPU, for inputs small
+    enough to stay in the caches (:data:`DIRECT`): there a call's cost is the number of
+    operations, not the bytes."""
+    r = torch.sub(input, target)
+    if valid is not None:
+        r = torch.where(valid, r, 0.0)
+        if weight is not None:  # w m: a non-finite weight under the mask never leaks
+            weight = torch.where(valid, weight, 0.0)
+    q = kern.value(r, None)
+    if weight is not None:
+        q = q.mul_(weight) if weight.shape == q.shape else q * weight
+    h = None
+    if need_grad:
+        h = kern.grad_(r)
+        if weight is not None:
+            h = h.mul_(weight) if weight.shape == h.shape else h * weight
+    if plan.kind == "none":
+        return q, None, h, q
+    den: Den = None
+    if plan.norm == "weights":
+        assert weight is not None
+        den = plan.reduce(weight if weight.shape == input.shape else weight.expand(input.shape))
+    elif plan.norm == "valid":
+        assert valid is not None
+        den = torch.count_nonzero(valid) if plan.kind == "sum" else plan.reduce(valid.to(input.dtype))
+    elif plan.norm == "count":
+        den = _count(plan, input.shape)
+    num = plan.reduce(q)
+    return num, den, h, num
+
+
 def _forward_blocks(input: Tensor, target: Tensor, weight: Tensor | None, valid: Tensor | None, kern: Kernel,
-                    plan: Plan, need_grad: bool) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor]:
+                    plan: Plan, need_grad: bool) -> tuple[Tensor, Den, Tensor | None, Tensor]:
     """The fused forward, eagerly on the CPU, block by block of rows (see the module doc)."""
     input, target = input.contiguous(), target.contiguous()
     ndim = input.ndim
@@ -434,36 +539,44 @@ def _forward_blocks(input: Tensor, target: Tensor, weight: Tensor | None, valid:
         return out, None, h, out
     num = plan.combine(nums)
     den: Tensor | None = plan.combine(dens) if dens else None
-    if plan.norm == "count":
-        shape = input.shape
-        n = (float(input.numel()) if plan.kind == "sum" else
-             float(math.prod(shape[1:])) if plan.kind == "per_sample" else float(math.prod(shape[:-1])))
-        den = torch.full_like(num, n)
-    return num, den, h, num
+    return num, _count(plan, input.shape) if plan.norm == "count" else den, h, num
 
 
-def _general_grads(
-    general: Callable[..., Tensor],
-    input: Tensor,
-    target: Tensor,
-    weight: Tensor | None,
-    valid: Tensor | None,
-    grad: Tensor,
-    needs: tuple[bool, bool, bool],
-) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
-    """The gradients of the general pipeline, with a graph (for double backward)."""
+def _general_grads(job: Job, inputs: tuple[Tensor, Tensor, Tensor | None, Tensor | None], grad: Tensor,
+                   needs: tuple[bool, ...]) -> tuple[Tensor | None, ...]:
+    """The gradients of the general pipeline with respect to every input of
+    :class:`FusedLoss`, with a graph (for double backward)."""
+    input, target, weight, valid = inputs
+    params = [getattr(job.table.params, n) for n in job.wrt]
     with torch.enable_grad():
-        out = general(input, target, weight, valid)
-        wrt = [x for x, need in zip((input, target, weight), needs) if need and x is not None]
+        out = job.general(input, target, weight, valid)
+        every = (input, target, weight, None, None, *params)
+        wrt = [x for x, need in zip(every, needs) if need and x is not None]
         got = iter(torch.autograd.grad(out, wrt, grad, create_graph=True, allow_unused=True))
-    return tuple(next(got) if need else None for need in needs)  # type: ignore[return-value]
+    return tuple(next(got) if need and x is not None else None for x, need in zip(every, needs))
 
 
 def fused_loss(input: Tensor, target: Tensor, weight: Tensor | None, valid: Tensor | None, kern: Kernel,
-               table: Kernel, plan: Plan, general: Callable[..., Tensor], norm: Tensor | None = None) -> Tensor:
-    """:class:`FusedLoss` applied (see there)."""
-    return FusedLoss.apply(input, target, weight, valid, kern, table, plan, general,  # type: ignore[no-any-return]
-                           norm)
+               table: Kernel, plan: Plan, general: Callable[..., Tensor], norm: Tensor | None = None,
+               params: Mapping[str, Tensor] | None = None) -> Tensor:
+    """:class:`FusedLoss` applied (see there); ``params``: the penalty parameters given as
+    tensors (those that require grad are differentiated)."""
+    wrt = tuple(n for n, p in params.items() if p.requires_grad) if params else ()
+    job = Job(kern, table, plan, general, norm, wrt)
+    args = (input, target, weight, valid, job, *(params[n] for n in wrt)) if params else \
+        (input, target, weight, valid, job)
+    if _APPLY is None or torch.compiler.is_compiling():
+        return FusedLoss.apply(*args)  # type: ignore[no-any-return]
+    return _APPLY(*args)  # type: ignore[no-any-return]
+
+
+#: ``FusedLoss.apply`` without ``torch.autograd.Function.apply``'s Python preamble (a pytree
+#: pass over the arguments for torch.func's dead wrappers: 5-10 µs a call, which this path
+#: never meets: under a torch.func transform the general pipeline runs). torch.compile gets
+#: the public ``apply``. None where torch's class layout differs.
+_APPLY: Callable[..., Any] | None = None
+if getattr(torch.autograd.function, "_SingleLevelFunction", None) in FusedLoss.__mro__:
+    _APPLY = super(torch.autograd.function._SingleLevelFunction, FusedLoss).apply
 
 
 class _WhitenedSquareSum(torch.autograd.Function):

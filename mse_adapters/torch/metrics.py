@@ -38,7 +38,7 @@ from torch import Tensor
 
 from .. import _metrics
 from .._core import ArgNames
-from .._prepare import prepare
+from .._prepare import Call, Context, prepare
 from .._presets import PRESET_TABLE, preset
 from .._spec import LossSpec
 from . import TorchOps
@@ -133,8 +133,8 @@ class Metric(torchmetrics.Metric):
     def update(self, preds: Tensor, target: Tensor, *, weight: Any = None, sample_weight: Any = None,
                mask: Any = None) -> None:
         """Add a batch (the losses' arguments and checks)."""
-        prep = prepare(OPS, self.spec, preds, target, weight=weight, sample_weight=sample_weight, mask=mask,
-                       names=NAMES, check_values=self.check_values)
+        prep = prepare(self.spec, Call(preds, target, weight, sample_weight, mask),
+                       Context(OPS, NAMES, check_values=self.check_values))
         k = self._outputs(prep.pred)
         if k != self.stats.shape[1]:
             raise ValueError(f"a batch with {k} outputs cannot join a metric of {self.stats.shape[1]} outputs "

@@ -62,15 +62,13 @@ def _spec(name: str, **changes) -> LossSpec | None:
 
 @pytest.fixture
 def fast_only(monkeypatch):
-    """Within the test, a call that falls back to the general pipeline fails: the values
-    compared below really come from the fast paths (also for the small inputs that the
-    fused path leaves to the general pipeline in normal use)."""
+    """Within the test, a call whose plan chose the general pipeline fails: the values
+    compared below really come from the fast paths."""
 
     def fail(*args, **kwargs):
         raise AssertionError("the general pipeline ran where a fast path applies")
 
-    monkeypatch.setattr(mt, "loss", fail)
-    monkeypatch.setattr(mt, "SQUARE_MIN_NUMEL", 0)
+    monkeypatch.setattr(mt, "_pipeline", fail)
 
 
 def _tensors(shape, dtype, seed=0):
@@ -132,7 +130,7 @@ def test_plain_path_equals_general(fast_only, name, reduction, dtype, shape):
     spec = (preset("smooth_l1", beta=0.0) if name == "smooth_l1_beta0" else _spec(name)).replace(reduction=reduction)
     p, t = _tensors(shape, DTYPES[dtype])
     module = mt.Loss(spec)
-    assert module._fast.plain is not None
+    assert module._plain is not None
     args = {"input": p, "target": t}
     fo, fg, _ = _run(module, args, ("input", "target"))
     go, gg, _ = _run(general(spec), args, ("input", "target"))
@@ -155,10 +153,10 @@ def test_specs_beyond_the_kernels_take_no_fast_path():
     for spec in (preset("log_cosh"), preset("expectile"), preset("mse", per_sample=True),
                  preset("rmse"), preset("mse", missing="nan"), preset("nmse"),
                  preset("mse", reduction="per_output")):
-        assert mt.Loss(spec)._fast.plain is None, spec
+        assert mt.Loss(spec)._plain is None, spec
     for spec in (preset("mse", per_sample=True), preset("nmse"), preset("r2"), preset("mse", unit_norm=0.1),
                  preset("mse", multioutput="uniform_average", reduction="mean")):
-        assert not mt.Loss(spec)._fast.fused, spec
+        assert not mt._fused_path(mt.Loss(spec).spec), spec
 
 
 # -- the fused path: every elementwise preset x option x reduction -----------------------
@@ -242,7 +240,7 @@ def test_fused_path_equals_general(fast_only, name, reduction, option, dtype):
     changes, args, wrt = _case(option, (5, 3), DTYPES[dtype])
     spec = _spec(name, reduction=reduction).replace(**changes)
     module = mt.Loss(spec)
-    assert module._fast.fused
+    assert mt._fused_path(module.spec)
     fo, fg, _ = _run(module, args, wrt, cotangent=1.7)
     go, gg, _ = _run(general(spec), args, wrt, cotangent=1.7)
     _compare(fo, fg, go, gg, dtype, f"{name}-{reduction}-{option}")
@@ -424,13 +422,12 @@ def test_modules_with_fast_paths_pickle_and_copy():
         for clone in (copy.deepcopy(module), pickle.loads(pickle.dumps(module))):
             p, t = _tensors((4, 2), torch.float32)
             assert torch.equal(clone(p, t), module(p, t))
-            assert clone._fast.spec == module.spec
+            assert clone.spec == module.spec and (clone._plain is None) == (module._plain is None)
 
 
 @pytest.mark.parametrize("cls,option", [(mt.MSELoss, "combined"), (mt.HuberLoss, "mask"),
                                         (mt.QuantileLoss, "combined")])
-def test_fused_path_in_a_compiled_training_step_has_no_graph_break(monkeypatch, cls, option):
-    monkeypatch.setattr(mt, "SQUARE_MIN_NUMEL", 0)
+def test_fused_path_in_a_compiled_training_step_has_no_graph_break(cls, option):
     torch._dynamo.reset()
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 3)
@@ -463,21 +460,30 @@ def test_fused_path_in_a_compiled_training_step_has_no_graph_break(monkeypatch, 
         assert_close(a.detach(), b.detach(), "float32", "compiled gradient")
 
 
-def test_fast_paths_are_chosen_once_per_spec():
-    a, b = mt.MSELoss(), mt.MSELoss()
-    assert a._fast is b._fast  # one plan per spec, built at construction
-    assert mt.Loss(LossSpec())._fast is a._fast
-
-
-def test_small_inputs_take_the_general_pipeline():
+def test_a_plan_is_built_once_per_call_signature(monkeypatch):
+    built = []
+    build = mt.build
+    monkeypatch.setattr(mt, "build", lambda *a: built.append(a[0]) or build(*a))
+    f = mt.MSELoss()
     p, t = _tensors((5, 3), torch.float32)
-    w = torch.rand(5, 3)
-    assert p.numel() < mt.SQUARE_MIN_NUMEL
-    out = mt.MSELoss()(p.requires_grad_(), t, weight=w)
-    assert type(out.grad_fn).__name__ != FUSED_NODE
-    big_p, big_t = _tensors((mt.SQUARE_MIN_NUMEL,), torch.float32)
-    out = mt.MSELoss()(big_p.requires_grad_(), big_t, weight=torch.rand(mt.SQUARE_MIN_NUMEL))
-    assert type(out.grad_fn).__name__ == FUSED_NODE
+    w, m = torch.rand(5, 3), torch.rand(5, 3) > 0.5
+    for _ in range(3):
+        f(p, t, weight=w, mask=m)
+        mt.mse_loss(p, t, weight=w, mask=m)
+    assert len(built) == 2 and len(f._plans) == 1  # the module's plan and the functional form's
+    f(p, t, weight=w[0], mask=m)  # another signature: a weight per output
+    f(p.double(), t.double(), weight=w, mask=m)  # another dtype
+    assert len(built) == 4 and len(f._plans) == 3
+    f.reduction = "sum"  # another spec: the module's plans start afresh
+    f(p, t, weight=w, mask=m)
+    assert len(built) == 5 and len(f._plans) == 1
+
+
+def test_small_and_large_inputs_take_the_fused_path():
+    for shape in ((5, 3), (mt._torch_fast.DIRECT + 1,), (mt._torch_fast.BLOCK * 2 + 3,)):
+        p, t = _tensors(shape, torch.float32)
+        out = mt.MSELoss()(p.requires_grad_(), t, weight=torch.rand(shape))
+        assert type(out.grad_fn).__name__ == FUSED_NODE, shape
 
 
 def test_the_block_scratch_is_per_thread_and_released():

@@ -136,6 +136,8 @@ def bench(session: nox.Session) -> None:
     session.run("python", "benchmarks/bench_whitening.py", "--out", "benchmarks/results/whitening.md")
     # peak memory of a forward + backward per penalty and option, each in a fresh process
     session.run("python", "benchmarks/bench_memory.py", "--out", "benchmarks/results/memory.md")
+    # the float64 reference's value_and_grad and hessian_vector_product: peak memory and time
+    session.run("python", "benchmarks/bench_reference.py", "--out", "benchmarks/results/reference.md")
     # streaming metrics' update against torchmetrics, and JAX's under jit
     session.run("python", "benchmarks/bench_metrics.py", "--out", "benchmarks/results/metrics.md")
     # the streaming metrics' accuracy against scikit-learn, torchmetrics and keras.metrics

@@ -2,7 +2,7 @@
 
 For each row of ``PENALTY_TABLE`` (square, abs, Huber, Smooth L1, log-cosh, expectile,
 pseudo-Huber, quantile) the value rho(r) is the reference loss with ``reduction="none"`` and
-the derivative rho'(r) its exact gradient (``value_and_grad``, forward mode in float64), on
+the derivative rho'(r) its exact gradient (``value_and_grad``, reverse mode in float64), on
 a grid of residuals r = pred - target; the parameters are shown at two values. Nothing is
 drawn from a formula written here: the figure is what every backend computes (the
 conformance suite proves the backends equal this reference).

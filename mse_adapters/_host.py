@@ -1,5 +1,5 @@
 """The primitives on host NumPy arrays (float64): the reference's (:mod:`mse_adapters.numpy`
-adds its forward-mode duals) and the checks of host arrays a loss is built with."""
+records them for its reverse-mode derivatives) and the checks of host arrays a loss is built with."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ first and second derivatives, written once against :class:`~mse_adapters._core.O
 points"): d|r|/dr = 0 at r = 0; at a kink of rho' (Huber at |r| = delta, Smooth L1 at
 |r| = beta) the second derivative is the outer branch's (0), as ``torch.nn``'s double
 backward. The fused paths are built from ``grad``; the tests prove that ``grad`` and
-``hess`` equal the reference's exact forward-mode derivatives of ``value``, and that every
+``hess`` equal the reference's exact (reverse-mode) derivatives of ``value``, and that every
 framework's derivatives of ``value`` equal the reference's. A parameter (``p.delta``, ...)
 is a Python float or an array broadcastable to ``r`` (every formula works with both).
 

@@ -1,5 +1,5 @@
-"""The NumPy backend: the public float64 functions (values) against the dual-number
-reference (values and gradients)."""
+"""The NumPy backend: the public float64 functions (values) against the reference's
+``value_and_grad`` (values, and gradients by reverse mode)."""
 
 from __future__ import annotations
 

@@ -482,7 +482,7 @@ def test_trainable_scale_tril_learns_the_noise_covariance():
         with torch.no_grad():
             param.tril_()  # keep it triangular (the gradient above the diagonal is 0 anyway)
         opt.step()
-    assert float(loss) < first
+    assert float(loss.detach()) < first
     learned = param.detach().numpy()
     assert_close(learned @ learned.T, np.cov(noise.numpy().T, bias=True), "learned-covariance", "learned covariance")
 

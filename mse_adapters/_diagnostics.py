@@ -9,7 +9,8 @@
   respect to its inputs at given points, by nested forward-mode products (the backend's
   ``jvp``), and a loss on them (a physics-informed constraint such as dE/dV(V0) = 0).
 
-The adapters bind these with :func:`bind` (their ops, their default loss, their ``jvp``);
+The adapters bind these with :func:`bind` (their ops, the preparation, their default loss,
+their ``jvp``);
 the arguments are named the same in every backend: ``predictions`` first, then ``target``.
 Everything goes through the one preparation path (:mod:`mse_adapters._prepare`):
 the same checks, dtypes and error messages as the losses.
@@ -26,13 +27,11 @@ import numpy as np
 
 from . import _messages as msg
 from ._core import ArgNames, Ops, _normalizer, _reduce, _weight_and_mask, count_true, evaluate, safe_div, units_of
-from ._ops import check_input, compute_dtype
-from ._prepare import Call, Context, prepare
+from ._ops import Call, Context, Prepared, check_input, compute_dtype
 from ._presets import preset
 from ._spec import LossSpec
 
-__all__ = ["BiasVariance", "Contributions", "bias_variance", "contributions", "derivative", "derivative_penalty",
-           "bind"]
+__all__ = ["BiasVariance", "Contributions", "bias_variance", "contributions", "derivative", "bind"]
 
 Array = Any
 NAMES = ArgNames(pred="predictions", target="target")
@@ -79,8 +78,13 @@ def _quiet(f: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
+#: The preparation (:func:`mse_adapters._prepare.prepare`), given by the adapter that binds
+#: the diagnostics (:func:`bind`): the diagnostics sit beside the preparation, not above it.
+Prepare = Callable[[LossSpec, Call, Context], Prepared]
+
+
 @_quiet
-def bias_variance(spec: LossSpec, call: Call, ctx: Context) -> BiasVariance:
+def bias_variance(prepare: Prepare, spec: LossSpec, call: Call, ctx: Context) -> BiasVariance:
     """See :class:`BiasVariance`. ``call.pred``: the stacked predictions ``(K, *target.shape)``;
     its ``weight``, ``sample_weight`` and ``mask`` are those of the target (every member is
     weighted alike)."""
@@ -117,7 +121,7 @@ def _additive(spec: LossSpec) -> None:
 
 
 @_quiet
-def contributions(spec: LossSpec, call: Call, ctx: Context, k: int | None = None) -> Contributions:
+def contributions(prepare: Prepare, spec: LossSpec, call: Call, ctx: Context, k: int | None = None) -> Contributions:
     """See :class:`Contributions`. ``spec``: a loss whose reduction is ``mean``, ``sum`` or
     ``sum_over_batch_size`` and which has no finalizer (RMSE, NMSE and R^2 do not split into
     shares)."""
@@ -178,27 +182,13 @@ def _jvp_of(jvp: Jvp, f: Callable[[Array], Array], v: Array) -> Callable[[Array]
     return lambda y: jvp(f, y, v)[1]
 
 
-def derivative_penalty(jvp: Jvp, ops: Ops, default_loss: Callable[..., Array], model: Callable[[Array], Array],
-                       points: Any, target: Any = None, *, order: int = 1, direction: Any = None, scale: Any = None,
-                       loss: Callable[..., Array] | None = None, **loss_kw: Any) -> Array:
-    """``loss(scale * derivative(model, points, order, direction), target, **loss_kw)``: a
-    penalty on a model's derivatives, with any loss of the backend and its weights, masks and
-    reductions. ``target`` defaults to zeros (the derivative should vanish)."""
-    d = derivative(jvp, ops, model, points, order=order, direction=direction)
-    if scale is not None:
-        d = d * scale
-    if target is None:
-        target = ops.constant(np.zeros(tuple(ops.shape(d))), d)
-    return (loss or default_loss)(d, target, **loss_kw)
-
-
 # ---------------------------------------------------------------------------------------
 # The adapters' bindings
 # ---------------------------------------------------------------------------------------
 
 
-def bind(ops: Ops, *, dtype: str | None = None, result: Callable[[Any], Any] | None = None, jvp: Jvp | None = None,
-         loss: Callable[..., Array] | None = None) -> tuple[Callable[..., Any], ...]:
+def bind(ops: Ops, prepare: Prepare, *, dtype: str | None = None, result: Callable[[Any], Any] | None = None,
+         jvp: Jvp | None = None, loss: Callable[..., Array] | None = None) -> tuple[Callable[..., Any], ...]:
     """The diagnostics of one backend: ``(bias_variance, contributions)``, and with ``jvp``
     and its default ``loss`` also ``(derivative, derivative_penalty)``. ``dtype``: the
     compute dtype (NumPy's float64); ``result``: how a value is returned (NumPy: a float)."""
@@ -208,7 +198,7 @@ def bind(ops: Ops, *, dtype: str | None = None, result: Callable[[Any], Any] | N
                        mask: Any = None, missing: str | None = None, reduction: str = "mean",
                        check_values: bool = True) -> BiasVariance:
         spec = LossSpec(penalty="square", reduction=reduction, missing=missing)
-        bv = bias_variance(spec, Call(predictions, target, weight, sample_weight, mask),
+        bv = bias_variance(prepare, spec, Call(predictions, target, weight, sample_weight, mask),
                            Context(ops, NAMES, check_values=check_values, dtype=dtype))
         return BiasVariance(*map(out, bv))
 
@@ -216,7 +206,7 @@ def bind(ops: Ops, *, dtype: str | None = None, result: Callable[[Any], Any] | N
                        sample_weight: Any = None, mask: Any = None, k: int | None = None,
                        check_values: bool = True, **fields: Any) -> Contributions:
         spec = preset(loss, **fields) if isinstance(loss, str) else (loss.replace(**fields) if fields else loss)
-        c = contributions(spec, Call(predictions, target, weight, sample_weight, mask),
+        c = contributions(prepare, spec, Call(predictions, target, weight, sample_weight, mask),
                           Context(ops, NAMES, check_values=check_values, dtype=dtype), k)
         return c._replace(per_sample=out(c.per_sample), loss=out(c.loss))
 
@@ -234,8 +224,14 @@ def bind(ops: Ops, *, dtype: str | None = None, result: Callable[[Any], Any] | N
     def derivative_penalty_(model: Callable[[Array], Array], points: Any, target: Any = None, *, order: int = 1,
                             direction: Any = None, scale: Any = None, loss: Callable[..., Array] | None = None,
                             **loss_kw: Any) -> Array:
-        return derivative_penalty(jvp, ops, default, model, points, target, order=order, direction=direction,
-                                  scale=scale, loss=loss, **loss_kw)
+        # loss(scale * derivative, target): a penalty on the model's derivatives, with any loss
+        # of the backend and its weights, masks and reductions; target zeros by default
+        d = derivative(jvp, ops, model, points, order=order, direction=direction)
+        if scale is not None:
+            d = d * scale
+        if target is None:
+            target = ops.constant(np.zeros(tuple(ops.shape(d))), d)
+        return (loss or default)(d, target, **loss_kw)
 
     default = loss
     derivative_.__name__ = derivative_.__qualname__ = "derivative"

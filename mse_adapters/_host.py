@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from ._linalg import tril_solve
 from ._ops import Ops
-from ._whiten import tril_solve
 
 __all__ = ["HostOps", "HOST"]
 

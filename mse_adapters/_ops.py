@@ -19,7 +19,8 @@ from . import _messages as msg
 if TYPE_CHECKING:
     from ._spec import LossSpec
 
-__all__ = ["Ops", "ArgNames", "DEFAULT_NAMES", "Prepared", "Whitening", "Check", "Rule", "EPS", "kind",
+__all__ = ["Ops", "ArgNames", "DEFAULT_NAMES", "Prepared", "Whitening", "Check", "Rule", "EPS", "Fixed", "NO_FIXED",
+           "Call", "Context", "kind",
            "check_input", "compute_dtype", "check_trailing", "broadcasts_to", "leading_shape", "var_shape"]
 
 Array = Any
@@ -306,6 +307,60 @@ def broadcasts_to(small: Shape, big: Shape) -> bool:
         return False
     return all(s in (1, b) for s, b in zip(reversed(small), reversed(big)))
 
+
+
+# ---------------------------------------------------------------------------------------
+# A call's arguments and what a loss brings to it (mse_adapters._prepare turns them into a
+# Prepared call)
+# ---------------------------------------------------------------------------------------
+
+
+class Fixed(NamedTuple):
+    """What a loss was built with: a weight and a mask (checked then), and a matrix: an object
+    with ``name``, ``shape`` and ``whitening(ops, like) -> Whitening`` (a
+    :class:`~mse_adapters._whiten.HostMatrix`, a trainable factor, a module's buffers)."""
+
+    weight: Array | None = None
+    mask: Array | None = None
+    matrix: Any = None
+    params: Mapping[str, Array] = {}  # penalty parameters held as arrays (a torch Parameter, a Keras variable)
+
+
+NO_FIXED = Fixed()
+
+
+class Call(NamedTuple):
+    """One call's arguments as the user gave them (None: not given). ``params``: penalty
+    parameters given as arrays; ``extra_masks``: further (name, mask) parts (Keras'
+    ``_keras_mask``)."""
+
+    pred: Any
+    target: Any
+    weight: Any = None
+    sample_weight: Any = None
+    mask: Any = None
+    var: Any = None
+    covariance: Any = None
+    scale_tril: Any = None
+    precision: Any = None
+    params: Mapping[str, Any] = {}
+    normalizer: Any = None
+    extra_masks: tuple[tuple[str, Any], ...] = ()
+
+
+class Context(NamedTuple):
+    """What a loss brings to each of its calls: its backend, how it names its arguments, what
+    it was built with, whether it checks values, the compute dtype when the loss fixes it
+    (Keras, NumPy; else the promotion of the prediction and the target), and the sum across
+    replicas (``allreduce``; ``replicas``: the argument that asked for it, for the errors)."""
+
+    ops: Ops
+    names: ArgNames = DEFAULT_NAMES
+    fixed: Fixed = NO_FIXED
+    check_values: bool = True
+    dtype: str | None = None
+    allreduce: Any = None
+    replicas: str = "process_group"
 
 # ---------------------------------------------------------------------------------------
 # The inputs' frameworks and dtypes

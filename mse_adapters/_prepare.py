@@ -23,7 +23,7 @@ lookup, its arithmetic and its value checks.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -31,10 +31,13 @@ import numpy as np
 from . import _messages as msg
 from ._core import normalizer, normalizer_shape
 from ._ops import (
-    DEFAULT_NAMES,
     EPS,
+    NO_FIXED,
     ArgNames,
+    Call,
     Check,
+    Context,
+    Fixed,
     Ops,
     Prepared,
     Rule,
@@ -55,54 +58,6 @@ __all__ = ["Fixed", "Call", "Context", "Plan", "Plans", "prepare", "build", "run
 
 Array = Any
 Shape = tuple[int, ...]
-
-
-class Fixed(NamedTuple):
-    """What a loss was built with: a weight and a mask (checked then), and a matrix: an object
-    with ``name``, ``shape`` and ``whitening(ops, like) -> Whitening`` (a
-    :class:`~mse_adapters._whiten.HostMatrix`, a trainable factor, a module's buffers)."""
-
-    weight: Array | None = None
-    mask: Array | None = None
-    matrix: Any = None
-    params: Mapping[str, Array] = {}  # penalty parameters held as arrays (a torch Parameter, a Keras variable)
-
-
-NO_FIXED = Fixed()
-
-
-class Call(NamedTuple):
-    """One call's arguments as the user gave them (None: not given). ``params``: penalty
-    parameters given as arrays; ``extra_masks``: further (name, mask) parts (Keras'
-    ``_keras_mask``)."""
-
-    pred: Any
-    target: Any
-    weight: Any = None
-    sample_weight: Any = None
-    mask: Any = None
-    var: Any = None
-    covariance: Any = None
-    scale_tril: Any = None
-    precision: Any = None
-    params: Mapping[str, Any] = {}
-    normalizer: Any = None
-    extra_masks: tuple[tuple[str, Any], ...] = ()
-
-
-class Context(NamedTuple):
-    """What a loss brings to each of its calls: its backend, how it names its arguments, what
-    it was built with, whether it checks values, the compute dtype when the loss fixes it
-    (Keras, NumPy; else the promotion of the prediction and the target), and the sum across
-    replicas (``allreduce``; ``replicas``: the argument that asked for it, for the errors)."""
-
-    ops: Ops
-    names: ArgNames = DEFAULT_NAMES
-    fixed: Fixed = NO_FIXED
-    check_values: bool = True
-    dtype: str | None = None
-    allreduce: Any = None
-    replicas: str = "process_group"
 
 
 class Plan(NamedTuple):

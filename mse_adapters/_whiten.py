@@ -22,11 +22,12 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import _messages as msg
+from ._linalg import tril_solve
 from ._ops import EPS, Ops, Rule, Whitening, broadcasts_to, check_input
 from ._spec import LossSpec
 
 __all__ = ["MATRIX_ARGS", "HostFactor", "HostMatrix", "pick_matrix", "resolve_spec", "check_matrix_shape",
-           "host_factor", "matrix_rules", "tril_solve"]
+           "host_factor", "matrix_rules"]
 
 Array = Any
 Shape = tuple[int, ...]
@@ -205,20 +206,6 @@ def raise_failed(rules: list[Rule]) -> None:
 # ---------------------------------------------------------------------------------------
 # Host-side factoring, float64
 # ---------------------------------------------------------------------------------------
-
-
-def tril_solve(lower: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """X with ``tril(lower) @ X = rhs`` by forward substitution (float64, batched; only the
-    lower triangle of ``lower`` is read). ``rhs`` is ``(..., d, k)``; batch axes broadcast."""
-    d = lower.shape[-1]
-    batch = np.broadcast_shapes(lower.shape[:-2], rhs.shape[:-2])
-    out = np.zeros(batch + rhs.shape[-2:], dtype=np.result_type(lower, rhs, np.float64))
-    for i in range(d):
-        acc = rhs[..., i, :]
-        if i:
-            acc = acc - np.matmul(lower[..., i : i + 1, :i], out[..., :i, :])[..., 0, :]
-        out[..., i, :] = acc / lower[..., i, i, None]
-    return out
 
 
 def host_factor(name: str, matrix: Any, eps: float, inverse: bool = True) -> HostFactor:

@@ -657,5 +657,5 @@ def multivariate_gaussian_nll(predictions: ArrayLike, targets: OptArray = None, 
 from .._diagnostics import bind as _bind_diagnostics  # noqa: E402
 
 bias_variance, contributions, derivative, derivative_penalty = _bind_diagnostics(
-    _OPS, jvp=lambda f, x, v: jax.jvp(f, (x,), (v,)), loss=mse)
+    _OPS, prepare, jvp=lambda f, x, v: jax.jvp(f, (x,), (v,)), loss=mse)
 __all__ += ["bias_variance", "contributions", "derivative", "derivative_penalty"]

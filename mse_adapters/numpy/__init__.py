@@ -384,5 +384,5 @@ def multivariate_gaussian_nll(y_true: ArrayLike, y_pred: ArrayLike, *, covarianc
 # Diagnostics (written once in mse_adapters/_diagnostics.py).
 from .._diagnostics import bind as _bind_diagnostics  # noqa: E402
 
-bias_variance, contributions = _bind_diagnostics(_OPS, dtype="float64", result=_result)
+bias_variance, contributions = _bind_diagnostics(_OPS, _prepare.prepare, dtype="float64", result=_result)
 __all__ += ["bias_variance", "contributions"]

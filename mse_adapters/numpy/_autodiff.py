@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from .._core import Ops
 from .._host import HostOps
-from .._whiten import tril_solve
+from .._linalg import tril_solve
+from .._ops import Ops
 
 __all__ = ["Dual", "DualOps", "Var", "TapeOps", "gradients", "primal", "tangent"]
 

@@ -1058,5 +1058,5 @@ def multivariate_gaussian_nll_loss(input: Tensor, target: Tensor, *, covariance:
 from .._diagnostics import bind as _bind_diagnostics  # noqa: E402
 
 bias_variance, contributions, derivative, derivative_penalty = _bind_diagnostics(
-    OPS, jvp=lambda f, x, v: torch.func.jvp(f, (x,), (v,)), loss=mse_loss)
+    OPS, prepare, jvp=lambda f, x, v: torch.func.jvp(f, (x,), (v,)), loss=mse_loss)
 __all__ += ["bias_variance", "contributions", "derivative", "derivative_penalty"]

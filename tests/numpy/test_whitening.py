@@ -15,7 +15,7 @@ import pytest
 
 from mse_adapters import LossSpec, preset
 from mse_adapters import numpy as mnp
-from mse_adapters._whiten import tril_solve
+from mse_adapters._linalg import tril_solve
 from tests.conformance.harness import assert_close
 from tests.oracles.gaussian_nll import torch_case
 

@@ -10,14 +10,14 @@ so a new row is tested everywhere without editing a list.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ._penalties import PENALTY_TABLE
 from ._spec import LossSpec, _check_choice
 
-__all__ = ["Preset", "PRESET_TABLE", "PRESETS", "preset", "row", "docstring", "ECOSYSTEMS"]
+__all__ = ["Preset", "PRESET_TABLE", "PRESETS", "preset", "row", "docstring", "documented", "ECOSYSTEMS"]
 
 #: The adapters, by the key a row's names use.
 ECOSYSTEMS = ("numpy", "torch", "keras", "jax")
@@ -43,6 +43,13 @@ class Preset:
     equals: Mapping[str, str] = field(default_factory=dict)
     #: A sentence that the docstring adds (a property worth knowing).
     note: str = ""
+    #: The spec fields its bindings take besides its reduction, its penalty's parameters and
+    #: ``missing`` (mse_adapters/_bindings.py).
+    extras: tuple[str, ...] = ()
+    #: Whether its bindings take a ``reduction`` (NMSE and R^2 have their own).
+    reduces: bool = True
+    #: Whether the adapters bind it by name (generated from this table).
+    binds: bool = True
 
     @property
     def formula(self) -> str:
@@ -84,15 +91,15 @@ _MO_UNIFORM = {"numpy": {"multioutput": "uniform_average"}}
 #: Every named loss, in the order the docs list them.
 PRESET_TABLE: tuple[Preset, ...] = (
     _row("mse", LossSpec(penalty="square"), "Mean squared error", "MSELoss", "mse_loss", "MeanSquaredError",
-         "mean_squared_error",
+         "mean_squared_error", extras=("multioutput", "unit_norm"),
          equals={"torch": "torch.nn.MSELoss", "keras": "keras.losses.MeanSquaredError",
                  "jax": "optax.squared_error(p, t).mean()", "numpy": "sklearn.metrics.mean_squared_error"}),
     _row("mae", LossSpec(penalty="abs"), "Mean absolute error", "MAELoss", "mae_loss", "MeanAbsoluteError",
-         "mean_absolute_error",
+         "mean_absolute_error", extras=("multioutput",),
          equals={"torch": "torch.nn.L1Loss", "keras": "keras.losses.MeanAbsoluteError",
                  "numpy": "sklearn.metrics.mean_absolute_error"}),
     _row("rmse", LossSpec(penalty="square", finalize="sqrt"), "Root mean squared error", "RMSELoss", "rmse_loss",
-         "RootMeanSquaredError", "root_mean_squared_error", defaults=_MO_UNIFORM,
+         "RootMeanSquaredError", "root_mean_squared_error", defaults=_MO_UNIFORM, extras=("multioutput",),
          equals={"numpy": "sklearn.metrics.root_mean_squared_error"},
          note="Pooled by default (the square root of the mean over every element, as torchmetrics and "
               "Keras' metric), in NumPy the mean of the per-output RMSEs (scikit-learn). For a metric over "
@@ -117,9 +124,11 @@ PRESET_TABLE: tuple[Preset, ...] = (
          note="Its minimiser is the tau-quantile of the target; the derivative is 0 at r = 0."),
     _row("nmse", LossSpec(penalty="square", finalize="nmse", multioutput="uniform_average"),
          "Normalised mean squared error", "NMSELoss", "nmse_loss", "NormalizedMeanSquaredError",
-         "normalized_mean_squared_error", matrices=False, note="NMSE = 1 - R^2."),
+         "normalized_mean_squared_error", matrices=False, note="NMSE = 1 - R^2.",
+         extras=("multioutput", "force_finite"), reduces=False),
     _row("r2", LossSpec(penalty="square", finalize="r2", multioutput="uniform_average"),
          "Coefficient of determination", "R2Score", "r2_score", "R2Score", "r2_score", matrices=False,
+         extras=("multioutput", "force_finite"), reduces=False,
          equals={"numpy": "sklearn.metrics.r2_score"},
          note="A score (higher is better): minimise the NMSE instead. Numerically stable in float32."),
 )
@@ -156,6 +165,20 @@ def preset(name: str, **overrides: Any) -> LossSpec:
 @functools.lru_cache(maxsize=1024)
 def _overridden(name: str, overrides: tuple[tuple[str, type, Any], ...]) -> LossSpec:
     return _BY_NAME[name].spec.replace(**{k: v for k, _, v in overrides})
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def documented(name: str, ecosystem: str, options: str) -> Callable[[F], F]:
+    """A decorator giving a binding function its :func:`docstring` (its signature unchanged,
+    for static tools too)."""
+
+    def wrap(f: F) -> F:
+        f.__doc__ = docstring(name, ecosystem, options)
+        return f
+
+    return wrap
 
 
 def docstring(name: str, ecosystem: str, options: str) -> str:

@@ -66,14 +66,13 @@ from .. import _messages as msg
 from .._ops import ArgNames, Check, Ops, check_input
 from .._penalties import PENALTY_TABLE
 from .._prepare import NO_FIXED, Call, Context, Fixed, batch_normalizer, prepare, split_params
-from .._presets import docstring, preset
+from .._presets import PRESET_TABLE, F, documented, preset
 from .._spec import LossSpec
 from .._whiten import HostMatrix, pick_matrix, resolve_spec
 
 __all__ = [
-    "mse", "mae", "rmse", "huber", "smooth_l1", "log_cosh", "expectile", "pseudo_huber", "quantile", "nmse", "r2",
     "squared_error", "absolute_error", "l2_loss", "huber_loss", "gaussian_nll", "multivariate_gaussian_nll",
-    "Loss", "JaxOps", "normalizer",
+    "Loss", "JaxOps", "normalizer", *(name for r in PRESET_TABLE if r.binds for name in r.names("jax")),
 ]
 
 NAMES = ArgNames(pred="predictions", target="targets")
@@ -461,110 +460,108 @@ def _bind(name: str, args: dict[str, Any]) -> jax.Array:
                      params=params, **{k: args.get(k) for k in _CALL[2:] if k != "check_values"})
 
 
-def _doc(name: str) -> Callable[[Callable[..., jax.Array]], Callable[..., jax.Array]]:
-    def wrap(f: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
-        f.__doc__ = docstring(name, "jax", _OPTIONS)
-        return f
+def _doc(name: str) -> Callable[[F], F]:
+    return documented(name, "jax", _OPTIONS)
 
-    return wrap
+
+# <generated: the preset table's bindings; `python -m mse_adapters._bindings` rewrites this region>
 
 
 @_doc("mse")
-def mse(predictions: ArrayLike, targets: OptArray = None, *, weight: OptArray = None, sample_weight: OptArray = None,
-        mask: OptArray = None, missing: str | None = None, reduction: str = "mean",
-        multioutput: Multioutput = "pooled", check_values: CheckValues = True, covariance: OptArray = None,
-        scale_tril: OptArray = None, precision: OptArray = None, unit_norm: float = 0.0,
-        normalizer: OptArray = None, axis_name: Any = None) -> jax.Array:
+def mse(predictions: ArrayLike, targets: OptArray = None, *, reduction: str = "mean",
+        multioutput: Multioutput = "pooled", unit_norm: float = 0.0, missing: str | None = None,
+        weight: OptArray = None, sample_weight: OptArray = None, mask: OptArray = None,
+        check_values: CheckValues = True, covariance: OptArray = None, scale_tril: OptArray = None,
+        precision: OptArray = None, normalizer: OptArray = None, axis_name: Any = None) -> jax.Array:
     return _bind("mse", locals())
 
 
 @_doc("mae")
-def mae(predictions: ArrayLike, targets: OptArray = None, *, weight: OptArray = None, sample_weight: OptArray = None,
-        mask: OptArray = None, missing: str | None = None, reduction: str = "mean",
-        multioutput: Multioutput = "pooled", check_values: CheckValues = True, covariance: OptArray = None,
-        scale_tril: OptArray = None, precision: OptArray = None,
+def mae(predictions: ArrayLike, targets: OptArray = None, *, reduction: str = "mean",
+        multioutput: Multioutput = "pooled", missing: str | None = None, weight: OptArray = None,
+        sample_weight: OptArray = None, mask: OptArray = None, check_values: CheckValues = True,
+        covariance: OptArray = None, scale_tril: OptArray = None, precision: OptArray = None,
         normalizer: OptArray = None, axis_name: Any = None) -> jax.Array:
     return _bind("mae", locals())
 
 
 @_doc("rmse")
-def rmse(predictions: ArrayLike, targets: OptArray = None, *, weight: OptArray = None,
-         sample_weight: OptArray = None, mask: OptArray = None, missing: str | None = None,
-         reduction: str = "mean", multioutput: Multioutput = "pooled", check_values: CheckValues = True,
+def rmse(predictions: ArrayLike, targets: OptArray = None, *, reduction: str = "mean",
+         multioutput: Multioutput = "pooled", missing: str | None = None, weight: OptArray = None,
+         sample_weight: OptArray = None, mask: OptArray = None, check_values: CheckValues = True,
          covariance: OptArray = None, scale_tril: OptArray = None, precision: OptArray = None,
-        normalizer: OptArray = None, axis_name: Any = None) -> jax.Array:
+         normalizer: OptArray = None, axis_name: Any = None) -> jax.Array:
     return _bind("rmse", locals())
 
 
 @_doc("huber")
-def huber(predictions: ArrayLike, targets: OptArray = None, *, delta: float = 1.0, weight: OptArray = None,
-          sample_weight: OptArray = None, mask: OptArray = None, missing: str | None = None,
-          reduction: str = "mean", check_values: CheckValues = True, covariance: OptArray = None,
-          scale_tril: OptArray = None, precision: OptArray = None,
-        normalizer: OptArray = None, axis_name: Any = None) -> jax.Array:
+def huber(predictions: ArrayLike, targets: OptArray = None, *, reduction: str = "mean", delta: float | ArrayLike = 1.0,
+          missing: str | None = None, weight: OptArray = None, sample_weight: OptArray = None, mask: OptArray = None,
+          check_values: CheckValues = True, covariance: OptArray = None, scale_tril: OptArray = None,
+          precision: OptArray = None, normalizer: OptArray = None, axis_name: Any = None) -> jax.Array:
     return _bind("huber", locals())
 
 
 @_doc("smooth_l1")
-def smooth_l1(predictions: ArrayLike, targets: OptArray = None, *, beta: float = 1.0, weight: OptArray = None,
-              sample_weight: OptArray = None, mask: OptArray = None, missing: str | None = None,
-              reduction: str = "mean", check_values: CheckValues = True, covariance: OptArray = None,
-              scale_tril: OptArray = None, precision: OptArray = None,
-        normalizer: OptArray = None, axis_name: Any = None) -> jax.Array:
+def smooth_l1(predictions: ArrayLike, targets: OptArray = None, *, reduction: str = "mean",
+              beta: float | ArrayLike = 1.0, missing: str | None = None, weight: OptArray = None,
+              sample_weight: OptArray = None, mask: OptArray = None, check_values: CheckValues = True,
+              covariance: OptArray = None, scale_tril: OptArray = None, precision: OptArray = None,
+              normalizer: OptArray = None, axis_name: Any = None) -> jax.Array:
     return _bind("smooth_l1", locals())
 
 
 @_doc("log_cosh")
-def log_cosh(predictions: ArrayLike, targets: OptArray = None, *, weight: OptArray = None,
-             sample_weight: OptArray = None, mask: OptArray = None, missing: str | None = None,
-             reduction: str = "mean", check_values: CheckValues = True, covariance: OptArray = None,
-             scale_tril: OptArray = None, precision: OptArray = None,
-        normalizer: OptArray = None, axis_name: Any = None) -> jax.Array:
+def log_cosh(predictions: ArrayLike, targets: OptArray = None, *, reduction: str = "mean", missing: str | None = None,
+             weight: OptArray = None, sample_weight: OptArray = None, mask: OptArray = None,
+             check_values: CheckValues = True, covariance: OptArray = None, scale_tril: OptArray = None,
+             precision: OptArray = None, normalizer: OptArray = None, axis_name: Any = None) -> jax.Array:
     return _bind("log_cosh", locals())
 
 
 @_doc("expectile")
-def expectile(predictions: ArrayLike, targets: OptArray = None, *, tau: float = 0.5, weight: OptArray = None,
-              sample_weight: OptArray = None, mask: OptArray = None, missing: str | None = None,
-              reduction: str = "mean", check_values: CheckValues = True, covariance: OptArray = None,
-              scale_tril: OptArray = None, precision: OptArray = None,
-        normalizer: OptArray = None, axis_name: Any = None) -> jax.Array:
+def expectile(predictions: ArrayLike, targets: OptArray = None, *, reduction: str = "mean",
+              tau: float | ArrayLike = 0.5, missing: str | None = None, weight: OptArray = None,
+              sample_weight: OptArray = None, mask: OptArray = None, check_values: CheckValues = True,
+              covariance: OptArray = None, scale_tril: OptArray = None, precision: OptArray = None,
+              normalizer: OptArray = None, axis_name: Any = None) -> jax.Array:
     return _bind("expectile", locals())
 
 
 @_doc("pseudo_huber")
-def pseudo_huber(predictions: ArrayLike, targets: OptArray = None, *, delta: float = 1.0, weight: OptArray = None,
-                 sample_weight: OptArray = None, mask: OptArray = None, missing: str | None = None,
-                 reduction: str = "mean", check_values: CheckValues = True, covariance: OptArray = None,
-                 scale_tril: OptArray = None, precision: OptArray = None,
-        normalizer: OptArray = None, axis_name: Any = None) -> jax.Array:
+def pseudo_huber(predictions: ArrayLike, targets: OptArray = None, *, reduction: str = "mean",
+                 delta: float | ArrayLike = 1.0, missing: str | None = None, weight: OptArray = None,
+                 sample_weight: OptArray = None, mask: OptArray = None, check_values: CheckValues = True,
+                 covariance: OptArray = None, scale_tril: OptArray = None, precision: OptArray = None,
+                 normalizer: OptArray = None, axis_name: Any = None) -> jax.Array:
     return _bind("pseudo_huber", locals())
 
 
 @_doc("quantile")
-def quantile(predictions: ArrayLike, targets: OptArray = None, *, tau: float = 0.5, weight: OptArray = None,
-             sample_weight: OptArray = None, mask: OptArray = None, missing: str | None = None,
-             reduction: str = "mean", check_values: CheckValues = True, covariance: OptArray = None,
-             scale_tril: OptArray = None, precision: OptArray = None,
-        normalizer: OptArray = None, axis_name: Any = None) -> jax.Array:
+def quantile(predictions: ArrayLike, targets: OptArray = None, *, reduction: str = "mean", tau: float | ArrayLike = 0.5,
+             missing: str | None = None, weight: OptArray = None, sample_weight: OptArray = None, mask: OptArray = None,
+             check_values: CheckValues = True, covariance: OptArray = None, scale_tril: OptArray = None,
+             precision: OptArray = None, normalizer: OptArray = None, axis_name: Any = None) -> jax.Array:
     return _bind("quantile", locals())
 
 
 @_doc("nmse")
-def nmse(predictions: ArrayLike, targets: OptArray = None, *, weight: OptArray = None,
-         sample_weight: OptArray = None, mask: OptArray = None, missing: str | None = None,
-         multioutput: Multioutput = "uniform_average", force_finite: bool = True,
-         check_values: CheckValues = True,
-        normalizer: OptArray = None, axis_name: Any = None) -> jax.Array:
+def nmse(predictions: ArrayLike, targets: OptArray = None, *, multioutput: Multioutput = "uniform_average",
+         force_finite: bool = True, missing: str | None = None, weight: OptArray = None, sample_weight: OptArray = None,
+         mask: OptArray = None, check_values: CheckValues = True, normalizer: OptArray = None,
+         axis_name: Any = None) -> jax.Array:
     return _bind("nmse", locals())
 
 
 @_doc("r2")
-def r2(predictions: ArrayLike, targets: OptArray = None, *, weight: OptArray = None, sample_weight: OptArray = None,
-       mask: OptArray = None, missing: str | None = None, multioutput: Multioutput = "uniform_average",
-       force_finite: bool = True, check_values: CheckValues = True,
-        normalizer: OptArray = None, axis_name: Any = None) -> jax.Array:
+def r2(predictions: ArrayLike, targets: OptArray = None, *, multioutput: Multioutput = "uniform_average",
+       force_finite: bool = True, missing: str | None = None, weight: OptArray = None, sample_weight: OptArray = None,
+       mask: OptArray = None, check_values: CheckValues = True, normalizer: OptArray = None,
+       axis_name: Any = None) -> jax.Array:
     return _bind("r2", locals())
+
+
+# </generated>
 
 
 # -- elementwise helpers named as Optax's (reduction "none"), with weights and masks -------

@@ -75,14 +75,13 @@ from .._prepare import (
     split_params,
     weight_check,
 )
-from .._presets import docstring, preset
+from .._presets import PRESET_TABLE, docstring, preset
 from .._spec import LossSpec
 from .._whiten import HostMatrix, host_array, host_factor, pick_matrix, resolve_spec
 
 __all__ = [
-    "Loss", "MeanSquaredError", "MeanAbsoluteError", "RootMeanSquaredError", "Huber", "SmoothL1", "LogCosh",
-    "Expectile", "PseudoHuber", "Quantile", "NormalizedMeanSquaredError", "R2Score", "GaussianNLL",
-    "MultivariateGaussianNLL", "KerasOps", "KERAS_REDUCTIONS",
+    "Loss", "GaussianNLL", "MultivariateGaussianNLL", "KerasOps", "KERAS_REDUCTIONS",
+    *(name for r in PRESET_TABLE if r.binds for name in r.names("keras")),  # the table's bindings
 ]
 
 PACKAGE = "mse_adapters"
@@ -888,19 +887,24 @@ class _Preset(_SpecLoss):
         return {"reduction": self.reduction, **fields, **self._base_config()}
 
 
+# <generated: the preset table's bindings; `python -m mse_adapters._bindings` rewrites this region>
+
+
 class MeanSquaredError(_Preset, preset="mse"):
     def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "mean_squared_error",
-                 dtype: Any = None, *, per_sample: bool = True, missing: str | None = None, weight: Any = None,
-                 mask: Any = None, check_values: bool = True, covariance: Any = None, scale_tril: Any = None,
-                 precision: Any = None, trainable_scale_tril: bool = False, unit_norm: float = 0.0) -> None:
+                 dtype: Any = None, *, per_sample: bool = True, multioutput: Multioutput = "pooled",
+                 unit_norm: float = 0.0, missing: str | None = None, weight: Any = None, mask: Any = None,
+                 check_values: bool = True, covariance: Any = None, scale_tril: Any = None, precision: Any = None,
+                 trainable_scale_tril: bool = False) -> None:
         self._bind(locals())
 
 
 class MeanAbsoluteError(_Preset, preset="mae"):
     def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "mean_absolute_error",
-                 dtype: Any = None, *, per_sample: bool = True, missing: str | None = None, weight: Any = None,
-                 mask: Any = None, check_values: bool = True, covariance: Any = None, scale_tril: Any = None,
-                 precision: Any = None, trainable_scale_tril: bool = False) -> None:
+                 dtype: Any = None, *, per_sample: bool = True, multioutput: Multioutput = "pooled",
+                 missing: str | None = None, weight: Any = None, mask: Any = None, check_values: bool = True,
+                 covariance: Any = None, scale_tril: Any = None, precision: Any = None,
+                 trainable_scale_tril: bool = False) -> None:
         self._bind(locals())
 
 
@@ -914,42 +918,39 @@ class RootMeanSquaredError(_Preset, preset="rmse"):
 
 
 class Huber(_Preset, preset="huber"):
-    def __init__(self, delta: float = 1.0, reduction: str | None = "sum_over_batch_size",
-                 name: str | None = "huber_loss", dtype: Any = None, *, per_sample: bool = True,
-                 missing: str | None = None, weight: Any = None, mask: Any = None, check_values: bool = True,
-                 covariance: Any = None, scale_tril: Any = None, precision: Any = None,
-                 trainable_scale_tril: bool = False) -> None:
-        self._bind(locals())
-
-
-class SmoothL1(_Preset, preset="smooth_l1"):
-    def __init__(self, beta: float = 1.0, reduction: str | None = "sum_over_batch_size",
-                 name: str | None = "smooth_l1", dtype: Any = None, *, per_sample: bool = True,
-                 missing: str | None = None, weight: Any = None, mask: Any = None, check_values: bool = True,
-                 covariance: Any = None, scale_tril: Any = None, precision: Any = None,
-                 trainable_scale_tril: bool = False) -> None:
-        self._bind(locals())
-
-
-class LogCosh(_Preset, preset="log_cosh"):
-    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "log_cosh",
+    def __init__(self, delta: Any = 1.0, reduction: str | None = "sum_over_batch_size", name: str | None = "huber_loss",
                  dtype: Any = None, *, per_sample: bool = True, missing: str | None = None, weight: Any = None,
                  mask: Any = None, check_values: bool = True, covariance: Any = None, scale_tril: Any = None,
                  precision: Any = None, trainable_scale_tril: bool = False) -> None:
         self._bind(locals())
 
 
-class Expectile(_Preset, preset="expectile"):
-    def __init__(self, tau: float = 0.5, reduction: str | None = "sum_over_batch_size",
-                 name: str | None = "expectile", dtype: Any = None, *, per_sample: bool = True,
-                 missing: str | None = None, weight: Any = None, mask: Any = None, check_values: bool = True,
-                 covariance: Any = None, scale_tril: Any = None, precision: Any = None,
+class SmoothL1(_Preset, preset="smooth_l1"):
+    def __init__(self, beta: Any = 1.0, reduction: str | None = "sum_over_batch_size", name: str | None = "smooth_l1",
+                 dtype: Any = None, *, per_sample: bool = True, missing: str | None = None, weight: Any = None,
+                 mask: Any = None, check_values: bool = True, covariance: Any = None, scale_tril: Any = None,
+                 precision: Any = None, trainable_scale_tril: bool = False) -> None:
+        self._bind(locals())
+
+
+class LogCosh(_Preset, preset="log_cosh"):
+    def __init__(self, reduction: str | None = "sum_over_batch_size", name: str | None = "log_cosh", dtype: Any = None,
+                 *, per_sample: bool = True, missing: str | None = None, weight: Any = None, mask: Any = None,
+                 check_values: bool = True, covariance: Any = None, scale_tril: Any = None, precision: Any = None,
                  trainable_scale_tril: bool = False) -> None:
         self._bind(locals())
 
 
+class Expectile(_Preset, preset="expectile"):
+    def __init__(self, tau: Any = 0.5, reduction: str | None = "sum_over_batch_size", name: str | None = "expectile",
+                 dtype: Any = None, *, per_sample: bool = True, missing: str | None = None, weight: Any = None,
+                 mask: Any = None, check_values: bool = True, covariance: Any = None, scale_tril: Any = None,
+                 precision: Any = None, trainable_scale_tril: bool = False) -> None:
+        self._bind(locals())
+
+
 class PseudoHuber(_Preset, preset="pseudo_huber"):
-    def __init__(self, delta: float = 1.0, reduction: str | None = "sum_over_batch_size",
+    def __init__(self, delta: Any = 1.0, reduction: str | None = "sum_over_batch_size",
                  name: str | None = "pseudo_huber", dtype: Any = None, *, per_sample: bool = True,
                  missing: str | None = None, weight: Any = None, mask: Any = None, check_values: bool = True,
                  covariance: Any = None, scale_tril: Any = None, precision: Any = None,
@@ -958,27 +959,28 @@ class PseudoHuber(_Preset, preset="pseudo_huber"):
 
 
 class Quantile(_Preset, preset="quantile"):
-    def __init__(self, tau: float = 0.5, reduction: str | None = "sum_over_batch_size",
-                 name: str | None = "quantile", dtype: Any = None, *, per_sample: bool = True,
-                 missing: str | None = None, weight: Any = None, mask: Any = None, check_values: bool = True,
-                 covariance: Any = None, scale_tril: Any = None, precision: Any = None,
-                 trainable_scale_tril: bool = False) -> None:
+    def __init__(self, tau: Any = 0.5, reduction: str | None = "sum_over_batch_size", name: str | None = "quantile",
+                 dtype: Any = None, *, per_sample: bool = True, missing: str | None = None, weight: Any = None,
+                 mask: Any = None, check_values: bool = True, covariance: Any = None, scale_tril: Any = None,
+                 precision: Any = None, trainable_scale_tril: bool = False) -> None:
         self._bind(locals())
 
 
 class NormalizedMeanSquaredError(_Preset, preset="nmse"):
     def __init__(self, multioutput: Multioutput = "uniform_average", reduction: str | None = "mean_with_sample_weight",
-                 name: str | None = "normalized_mean_squared_error", dtype: Any = None, *,
-                 missing: str | None = None, force_finite: bool = True, weight: Any = None, mask: Any = None,
-                 check_values: bool = True) -> None:
+                 name: str | None = "normalized_mean_squared_error", dtype: Any = None, *, force_finite: bool = True,
+                 missing: str | None = None, weight: Any = None, mask: Any = None, check_values: bool = True) -> None:
         self._bind(locals())
 
 
 class R2Score(_Preset, preset="r2"):
     def __init__(self, multioutput: Multioutput = "uniform_average", reduction: str | None = "mean_with_sample_weight",
-                 name: str | None = "r2_score", dtype: Any = None, *, missing: str | None = None,
-                 force_finite: bool = True, weight: Any = None, mask: Any = None, check_values: bool = True) -> None:
+                 name: str | None = "r2_score", dtype: Any = None, *, force_finite: bool = True,
+                 missing: str | None = None, weight: Any = None, mask: Any = None, check_values: bool = True) -> None:
         self._bind(locals())
+
+
+# </generated>
 
 
 # -- Gaussian likelihoods -----------------------------------------------------------------

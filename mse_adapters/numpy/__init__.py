@@ -41,14 +41,13 @@ from numpy.typing import ArrayLike, NDArray
 from .. import _core, _prepare
 from .._host import HostOps
 from .._ops import ArgNames, Ops
-from .._presets import docstring, preset
+from .._presets import PRESET_TABLE, F, documented, preset
 from .._spec import LossSpec
 from . import _autodiff
 
 __all__ = [
-    "mse", "mae", "rmse", "huber", "smooth_l1", "log_cosh", "expectile", "pseudo_huber", "quantile",
-    "nmse", "r2", "gaussian_nll", "multivariate_gaussian_nll", "value_and_grad", "hessian_vector_product",
-    "NumpyOps", "normalizer",
+    "gaussian_nll", "multivariate_gaussian_nll", "value_and_grad", "hessian_vector_product", "NumpyOps",
+    "normalizer", *(name for r in PRESET_TABLE if r.binds for name in r.names("numpy")),  # the table's bindings
 ]
 
 NAMES = ArgNames(pred="y_pred", target="y_true")
@@ -250,102 +249,100 @@ def _bind(name: str, args: dict[str, Any]) -> Result:
     return loss(preset(name, **fields), args["y_true"], args["y_pred"], params=params or None, **arrays)
 
 
-def _doc(name: str) -> Callable[[Callable[..., Result]], Callable[..., Result]]:
-    def wrap(f: Callable[..., Result]) -> Callable[..., Result]:
-        f.__doc__ = docstring(name, "numpy", _OPTIONS)
-        return f
+def _doc(name: str) -> Callable[[F], F]:
+    return documented(name, "numpy", _OPTIONS)
 
-    return wrap
+
+# <generated: the preset table's bindings; `python -m mse_adapters._bindings` rewrites this region>
 
 
 @_doc("mse")
-def mse(y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: OptArray = None, weight: OptArray = None,
-        mask: OptArray = None, missing: str | None = None, reduction: str = "mean", multioutput: Multioutput = "pooled",
-        covariance: OptArray = None, scale_tril: OptArray = None, precision: OptArray = None,
-        unit_norm: float = 0.0,
+def mse(y_true: ArrayLike, y_pred: ArrayLike, *, reduction: str = "mean", multioutput: Multioutput = "pooled",
+        unit_norm: float = 0.0, missing: str | None = None, sample_weight: OptArray = None, weight: OptArray = None,
+        mask: OptArray = None, covariance: OptArray = None, scale_tril: OptArray = None, precision: OptArray = None,
         normalizer: OptArray = None) -> Result:
     return _bind("mse", locals())
 
 
 @_doc("mae")
-def mae(y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: OptArray = None, weight: OptArray = None,
-        mask: OptArray = None, missing: str | None = None, reduction: str = "mean", multioutput: Multioutput = "pooled",
+def mae(y_true: ArrayLike, y_pred: ArrayLike, *, reduction: str = "mean", multioutput: Multioutput = "pooled",
+        missing: str | None = None, sample_weight: OptArray = None, weight: OptArray = None, mask: OptArray = None,
         covariance: OptArray = None, scale_tril: OptArray = None, precision: OptArray = None,
         normalizer: OptArray = None) -> Result:
     return _bind("mae", locals())
 
 
 @_doc("rmse")
-def rmse(y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: OptArray = None, weight: OptArray = None,
-         mask: OptArray = None, missing: str | None = None, reduction: str = "mean",
-         multioutput: Multioutput = "uniform_average", covariance: OptArray = None, scale_tril: OptArray = None,
-         precision: OptArray = None,
-        normalizer: OptArray = None) -> Result:
+def rmse(y_true: ArrayLike, y_pred: ArrayLike, *, reduction: str = "mean", multioutput: Multioutput = "uniform_average",
+         missing: str | None = None, sample_weight: OptArray = None, weight: OptArray = None, mask: OptArray = None,
+         covariance: OptArray = None, scale_tril: OptArray = None, precision: OptArray = None,
+         normalizer: OptArray = None) -> Result:
     return _bind("rmse", locals())
 
 
 @_doc("huber")
-def huber(y_true: ArrayLike, y_pred: ArrayLike, *, delta: float = 1.0, sample_weight: OptArray = None,
-          weight: OptArray = None, mask: OptArray = None, missing: str | None = None, reduction: str = "mean",
+def huber(y_true: ArrayLike, y_pred: ArrayLike, *, reduction: str = "mean", delta: float | ArrayLike = 1.0,
+          missing: str | None = None, sample_weight: OptArray = None, weight: OptArray = None, mask: OptArray = None,
           covariance: OptArray = None, scale_tril: OptArray = None, precision: OptArray = None,
-        normalizer: OptArray = None) -> Result:
+          normalizer: OptArray = None) -> Result:
     return _bind("huber", locals())
 
 
 @_doc("smooth_l1")
-def smooth_l1(y_true: ArrayLike, y_pred: ArrayLike, *, beta: float = 1.0, sample_weight: OptArray = None,
-              weight: OptArray = None, mask: OptArray = None, missing: str | None = None, reduction: str = "mean",
-              covariance: OptArray = None, scale_tril: OptArray = None, precision: OptArray = None,
-        normalizer: OptArray = None) -> Result:
+def smooth_l1(y_true: ArrayLike, y_pred: ArrayLike, *, reduction: str = "mean", beta: float | ArrayLike = 1.0,
+              missing: str | None = None, sample_weight: OptArray = None, weight: OptArray = None,
+              mask: OptArray = None, covariance: OptArray = None, scale_tril: OptArray = None,
+              precision: OptArray = None, normalizer: OptArray = None) -> Result:
     return _bind("smooth_l1", locals())
 
 
 @_doc("log_cosh")
-def log_cosh(y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: OptArray = None, weight: OptArray = None,
-             mask: OptArray = None, missing: str | None = None, reduction: str = "mean",
+def log_cosh(y_true: ArrayLike, y_pred: ArrayLike, *, reduction: str = "mean", missing: str | None = None,
+             sample_weight: OptArray = None, weight: OptArray = None, mask: OptArray = None,
              covariance: OptArray = None, scale_tril: OptArray = None, precision: OptArray = None,
-        normalizer: OptArray = None) -> Result:
+             normalizer: OptArray = None) -> Result:
     return _bind("log_cosh", locals())
 
 
 @_doc("expectile")
-def expectile(y_true: ArrayLike, y_pred: ArrayLike, *, tau: float = 0.5, sample_weight: OptArray = None,
-              weight: OptArray = None, mask: OptArray = None, missing: str | None = None, reduction: str = "mean",
-              covariance: OptArray = None, scale_tril: OptArray = None, precision: OptArray = None,
-        normalizer: OptArray = None) -> Result:
+def expectile(y_true: ArrayLike, y_pred: ArrayLike, *, reduction: str = "mean", tau: float | ArrayLike = 0.5,
+              missing: str | None = None, sample_weight: OptArray = None, weight: OptArray = None,
+              mask: OptArray = None, covariance: OptArray = None, scale_tril: OptArray = None,
+              precision: OptArray = None, normalizer: OptArray = None) -> Result:
     return _bind("expectile", locals())
 
 
 @_doc("pseudo_huber")
-def pseudo_huber(y_true: ArrayLike, y_pred: ArrayLike, *, delta: float = 1.0, sample_weight: OptArray = None,
-                 weight: OptArray = None, mask: OptArray = None, missing: str | None = None, reduction: str = "mean",
-                 covariance: OptArray = None, scale_tril: OptArray = None, precision: OptArray = None,
-        normalizer: OptArray = None) -> Result:
+def pseudo_huber(y_true: ArrayLike, y_pred: ArrayLike, *, reduction: str = "mean", delta: float | ArrayLike = 1.0,
+                 missing: str | None = None, sample_weight: OptArray = None, weight: OptArray = None,
+                 mask: OptArray = None, covariance: OptArray = None, scale_tril: OptArray = None,
+                 precision: OptArray = None, normalizer: OptArray = None) -> Result:
     return _bind("pseudo_huber", locals())
 
 
 @_doc("quantile")
-def quantile(y_true: ArrayLike, y_pred: ArrayLike, *, tau: float = 0.5, sample_weight: OptArray = None,
-             weight: OptArray = None, mask: OptArray = None, missing: str | None = None, reduction: str = "mean",
+def quantile(y_true: ArrayLike, y_pred: ArrayLike, *, reduction: str = "mean", tau: float | ArrayLike = 0.5,
+             missing: str | None = None, sample_weight: OptArray = None, weight: OptArray = None, mask: OptArray = None,
              covariance: OptArray = None, scale_tril: OptArray = None, precision: OptArray = None,
-        normalizer: OptArray = None) -> Result:
+             normalizer: OptArray = None) -> Result:
     return _bind("quantile", locals())
 
 
 @_doc("nmse")
-def nmse(y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: OptArray = None, weight: OptArray = None,
-         mask: OptArray = None, missing: str | None = None, multioutput: Multioutput = "uniform_average",
-         force_finite: bool = True,
-        normalizer: OptArray = None) -> Result:
+def nmse(y_true: ArrayLike, y_pred: ArrayLike, *, multioutput: Multioutput = "uniform_average",
+         force_finite: bool = True, missing: str | None = None, sample_weight: OptArray = None, weight: OptArray = None,
+         mask: OptArray = None, normalizer: OptArray = None) -> Result:
     return _bind("nmse", locals())
 
 
 @_doc("r2")
-def r2(y_true: ArrayLike, y_pred: ArrayLike, *, sample_weight: OptArray = None, weight: OptArray = None,
-       mask: OptArray = None, missing: str | None = None, multioutput: Multioutput = "uniform_average",
-       force_finite: bool = True,
-        normalizer: OptArray = None) -> Result:
+def r2(y_true: ArrayLike, y_pred: ArrayLike, *, multioutput: Multioutput = "uniform_average", force_finite: bool = True,
+       missing: str | None = None, sample_weight: OptArray = None, weight: OptArray = None, mask: OptArray = None,
+       normalizer: OptArray = None) -> Result:
     return _bind("r2", locals())
+
+
+# </generated>
 
 
 def gaussian_nll(y_true: ArrayLike, y_pred: ArrayLike, var: ArrayLike | float, *, full: bool = False,

@@ -55,7 +55,6 @@ from torch import Tensor, nn
 
 from .. import _core
 from .. import _messages as msg
-from .._codegen import make_function
 from .._ops import ArgNames, Ops, Whitening, check_input
 from .._penalties import PENALTY_TABLE
 from .._prepare import (
@@ -75,18 +74,15 @@ from .._prepare import (
     signature,
     split_params,
 )
-from .._presets import docstring, preset, row
+from .._presets import PRESET_TABLE, docstring, preset
 from .._spec import LossSpec
 from .._whiten import host_array, host_factor, pick_matrix, resolve_spec
 from . import _fast as _torch_fast
 from ._ops import OPS, TorchOps
 
 __all__ = [
-    "Loss", "MSELoss", "MAELoss", "RMSELoss", "HuberLoss", "SmoothL1Loss", "LogCoshLoss", "ExpectileLoss",
-    "PseudoHuberLoss", "QuantileLoss", "NMSELoss", "R2Score", "GaussianNLLLoss", "MultivariateGaussianNLLLoss",
-    "mse_loss", "mae_loss", "rmse_loss", "huber_loss", "smooth_l1_loss", "log_cosh_loss", "expectile_loss",
-    "pseudo_huber_loss", "quantile_loss", "nmse_loss", "r2_score", "gaussian_nll_loss",
-    "multivariate_gaussian_nll_loss", "TorchOps",
+    "Loss", "GaussianNLLLoss", "MultivariateGaussianNLLLoss", "gaussian_nll_loss", "multivariate_gaussian_nll_loss",
+    "TorchOps", *(name for r in PRESET_TABLE if r.binds for name in r.names("torch")),  # the table's bindings
 ]
 
 NAMES = ArgNames(pred="input", target="target")
@@ -837,30 +833,6 @@ class _Preset(Loss):
             return None
 
 
-def _functional(cls: type[_Preset]) -> Callable[..., Tensor]:
-    """The functional form of a preset class: ``f(input, target, *, <its arguments>,
-    sample_weight=None, normalizer=None, process_group=None)`` (a real signature), by the same
-    paths."""
-    init = inspect.signature(cls.__init__)
-    keep = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for k, p in init.parameters.items()
-            if k not in ("self", "covariance", "scale_tril", "precision", "process_group", "check_values")]
-    own = ("weight", "mask")
-    params = [inspect.Parameter("input", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="Tensor"),
-              inspect.Parameter("target", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation="Tensor"),
-              *keep,
-              *(inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d)
-                for n, d in (("sample_weight", None), ("check_values", True), ("normalizer", None),
-                             ("process_group", None)))]
-    fields = ", ".join(f"{p.name!r}: {p.name}" for p in keep if p.name not in own)
-    body = (f"return _functional_call({cls._preset!r}, input, target, {{{fields}}}, weight, sample_weight, mask, "
-            "check_values, normalizer, process_group)")
-    fn = make_function(row(cls._preset).torch_fn, params, body, {"_functional_call": _functional_call},
-                       module=__name__, returns="Tensor",
-                       doc=(f"Functional :class:`{cls.__name__}` (same arguments, and ``sample_weight``, "
-                            "``normalizer``, ``process_group``)."))
-    return fn
-
-
 def _functional_call(name: str, input: Any, target: Any, fields: dict[str, Any], weight: Any, sample_weight: Any,
                      mask: Any, check_values: bool, normalizer: Any, process_group: Any) -> Tensor:
     """A functional form's call: the preset's spec (made once per distinct fields), its
@@ -874,19 +846,43 @@ def _functional_call(name: str, input: Any, target: Any, fields: dict[str, Any],
     return _call(_PLANS, preset(name, **fields), call, _context(check_values, NO_FIXED, process_group))
 
 
+# <generated: the preset table's bindings; `python -m mse_adapters._bindings` rewrites this region>
+
+
 class MSELoss(_Preset, preset="mse"):
-    def __init__(self, reduction: str = "mean", *, missing: str | None = None, weight: Tensor | None = None,
-                 mask: Tensor | None = None, check_values: bool = True, covariance: Any = None,
-                 scale_tril: Any = None, precision: Any = None, unit_norm: float = 0.0,
+    def __init__(self, reduction: str = "mean", *, multioutput: Multioutput = "pooled", unit_norm: float = 0.0,
+                 missing: str | None = None, weight: Tensor | None = None, mask: Tensor | None = None,
+                 check_values: bool = True, covariance: Any = None, scale_tril: Any = None, precision: Any = None,
                  process_group: Any = None) -> None:
         self._bind(locals())
 
 
+def mse_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", multioutput: Multioutput = "pooled",
+             unit_norm: float = 0.0, missing: str | None = None, weight: Tensor | None = None,
+             mask: Tensor | None = None, sample_weight: Tensor | None = None, check_values: bool = True,
+             normalizer: Tensor | None = None, process_group: Any = None) -> Tensor:
+    """Functional :class:`MSELoss` (its arguments, and ``sample_weight``, ``normalizer``, ``process_group``)."""
+    fields = {"reduction": reduction, "multioutput": multioutput, "unit_norm": unit_norm, "missing": missing}
+    return _functional_call("mse", input, target, fields, weight, sample_weight, mask, check_values,
+                            normalizer, process_group)
+
+
 class MAELoss(_Preset, preset="mae"):
-    def __init__(self, reduction: str = "mean", *, missing: str | None = None, weight: Tensor | None = None,
-                 mask: Tensor | None = None, check_values: bool = True, covariance: Any = None,
-                 scale_tril: Any = None, precision: Any = None, process_group: Any = None) -> None:
+    def __init__(self, reduction: str = "mean", *, multioutput: Multioutput = "pooled", missing: str | None = None,
+                 weight: Tensor | None = None, mask: Tensor | None = None, check_values: bool = True,
+                 covariance: Any = None, scale_tril: Any = None, precision: Any = None,
+                 process_group: Any = None) -> None:
         self._bind(locals())
+
+
+def mae_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", multioutput: Multioutput = "pooled",
+             missing: str | None = None, weight: Tensor | None = None, mask: Tensor | None = None,
+             sample_weight: Tensor | None = None, check_values: bool = True, normalizer: Tensor | None = None,
+             process_group: Any = None) -> Tensor:
+    """Functional :class:`MAELoss` (its arguments, and ``sample_weight``, ``normalizer``, ``process_group``)."""
+    fields = {"reduction": reduction, "multioutput": multioutput, "missing": missing}
+    return _functional_call("mae", input, target, fields, weight, sample_weight, mask, check_values,
+                            normalizer, process_group)
 
 
 class RMSELoss(_Preset, preset="rmse"):
@@ -897,78 +893,157 @@ class RMSELoss(_Preset, preset="rmse"):
         self._bind(locals())
 
 
+def rmse_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", multioutput: Multioutput = "pooled",
+              missing: str | None = None, weight: Tensor | None = None, mask: Tensor | None = None,
+              sample_weight: Tensor | None = None, check_values: bool = True, normalizer: Tensor | None = None,
+              process_group: Any = None) -> Tensor:
+    """Functional :class:`RMSELoss` (its arguments, and ``sample_weight``, ``normalizer``, ``process_group``)."""
+    fields = {"reduction": reduction, "multioutput": multioutput, "missing": missing}
+    return _functional_call("rmse", input, target, fields, weight, sample_weight, mask, check_values,
+                            normalizer, process_group)
+
+
 class HuberLoss(_Preset, preset="huber"):
-    def __init__(self, reduction: str = "mean", delta: float = 1.0, *, missing: str | None = None,
+    def __init__(self, reduction: str = "mean", delta: float | Tensor = 1.0, *, missing: str | None = None,
                  weight: Tensor | None = None, mask: Tensor | None = None, check_values: bool = True,
                  covariance: Any = None, scale_tril: Any = None, precision: Any = None,
                  process_group: Any = None) -> None:
         self._bind(locals())
+
+
+def huber_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", delta: float | Tensor = 1.0,
+               missing: str | None = None, weight: Tensor | None = None, mask: Tensor | None = None,
+               sample_weight: Tensor | None = None, check_values: bool = True, normalizer: Tensor | None = None,
+               process_group: Any = None) -> Tensor:
+    """Functional :class:`HuberLoss` (its arguments, and ``sample_weight``, ``normalizer``, ``process_group``)."""
+    fields = {"reduction": reduction, "delta": delta, "missing": missing}
+    return _functional_call("huber", input, target, fields, weight, sample_weight, mask, check_values,
+                            normalizer, process_group)
 
 
 class SmoothL1Loss(_Preset, preset="smooth_l1"):
-    def __init__(self, reduction: str = "mean", beta: float = 1.0, *, missing: str | None = None,
+    def __init__(self, reduction: str = "mean", beta: float | Tensor = 1.0, *, missing: str | None = None,
                  weight: Tensor | None = None, mask: Tensor | None = None, check_values: bool = True,
                  covariance: Any = None, scale_tril: Any = None, precision: Any = None,
                  process_group: Any = None) -> None:
         self._bind(locals())
+
+
+def smooth_l1_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", beta: float | Tensor = 1.0,
+                   missing: str | None = None, weight: Tensor | None = None, mask: Tensor | None = None,
+                   sample_weight: Tensor | None = None, check_values: bool = True, normalizer: Tensor | None = None,
+                   process_group: Any = None) -> Tensor:
+    """Functional :class:`SmoothL1Loss` (its arguments, and ``sample_weight``, ``normalizer``, ``process_group``)."""
+    fields = {"reduction": reduction, "beta": beta, "missing": missing}
+    return _functional_call("smooth_l1", input, target, fields, weight, sample_weight, mask, check_values,
+                            normalizer, process_group)
 
 
 class LogCoshLoss(_Preset, preset="log_cosh"):
     def __init__(self, reduction: str = "mean", *, missing: str | None = None, weight: Tensor | None = None,
-                 mask: Tensor | None = None, check_values: bool = True, covariance: Any = None,
-                 scale_tril: Any = None, precision: Any = None, process_group: Any = None) -> None:
+                 mask: Tensor | None = None, check_values: bool = True, covariance: Any = None, scale_tril: Any = None,
+                 precision: Any = None, process_group: Any = None) -> None:
         self._bind(locals())
+
+
+def log_cosh_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", missing: str | None = None,
+                  weight: Tensor | None = None, mask: Tensor | None = None, sample_weight: Tensor | None = None,
+                  check_values: bool = True, normalizer: Tensor | None = None, process_group: Any = None) -> Tensor:
+    """Functional :class:`LogCoshLoss` (its arguments, and ``sample_weight``, ``normalizer``, ``process_group``)."""
+    fields = {"reduction": reduction, "missing": missing}
+    return _functional_call("log_cosh", input, target, fields, weight, sample_weight, mask, check_values,
+                            normalizer, process_group)
 
 
 class ExpectileLoss(_Preset, preset="expectile"):
-    def __init__(self, reduction: str = "mean", tau: float = 0.5, *, missing: str | None = None,
+    def __init__(self, reduction: str = "mean", tau: float | Tensor = 0.5, *, missing: str | None = None,
                  weight: Tensor | None = None, mask: Tensor | None = None, check_values: bool = True,
                  covariance: Any = None, scale_tril: Any = None, precision: Any = None,
                  process_group: Any = None) -> None:
         self._bind(locals())
+
+
+def expectile_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", tau: float | Tensor = 0.5,
+                   missing: str | None = None, weight: Tensor | None = None, mask: Tensor | None = None,
+                   sample_weight: Tensor | None = None, check_values: bool = True, normalizer: Tensor | None = None,
+                   process_group: Any = None) -> Tensor:
+    """Functional :class:`ExpectileLoss` (its arguments, and ``sample_weight``, ``normalizer``, ``process_group``)."""
+    fields = {"reduction": reduction, "tau": tau, "missing": missing}
+    return _functional_call("expectile", input, target, fields, weight, sample_weight, mask, check_values,
+                            normalizer, process_group)
 
 
 class PseudoHuberLoss(_Preset, preset="pseudo_huber"):
-    def __init__(self, reduction: str = "mean", delta: float = 1.0, *, missing: str | None = None,
+    def __init__(self, reduction: str = "mean", delta: float | Tensor = 1.0, *, missing: str | None = None,
                  weight: Tensor | None = None, mask: Tensor | None = None, check_values: bool = True,
                  covariance: Any = None, scale_tril: Any = None, precision: Any = None,
                  process_group: Any = None) -> None:
         self._bind(locals())
+
+
+def pseudo_huber_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", delta: float | Tensor = 1.0,
+                      missing: str | None = None, weight: Tensor | None = None, mask: Tensor | None = None,
+                      sample_weight: Tensor | None = None, check_values: bool = True, normalizer: Tensor | None = None,
+                      process_group: Any = None) -> Tensor:
+    """Functional :class:`PseudoHuberLoss` (its arguments, and ``sample_weight``, ``normalizer``, ``process_group``)."""
+    fields = {"reduction": reduction, "delta": delta, "missing": missing}
+    return _functional_call("pseudo_huber", input, target, fields, weight, sample_weight, mask, check_values,
+                            normalizer, process_group)
 
 
 class QuantileLoss(_Preset, preset="quantile"):
-    def __init__(self, reduction: str = "mean", tau: float = 0.5, *, missing: str | None = None,
+    def __init__(self, reduction: str = "mean", tau: float | Tensor = 0.5, *, missing: str | None = None,
                  weight: Tensor | None = None, mask: Tensor | None = None, check_values: bool = True,
                  covariance: Any = None, scale_tril: Any = None, precision: Any = None,
                  process_group: Any = None) -> None:
         self._bind(locals())
 
 
+def quantile_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", tau: float | Tensor = 0.5,
+                  missing: str | None = None, weight: Tensor | None = None, mask: Tensor | None = None,
+                  sample_weight: Tensor | None = None, check_values: bool = True, normalizer: Tensor | None = None,
+                  process_group: Any = None) -> Tensor:
+    """Functional :class:`QuantileLoss` (its arguments, and ``sample_weight``, ``normalizer``, ``process_group``)."""
+    fields = {"reduction": reduction, "tau": tau, "missing": missing}
+    return _functional_call("quantile", input, target, fields, weight, sample_weight, mask, check_values,
+                            normalizer, process_group)
+
+
 class NMSELoss(_Preset, preset="nmse"):
-    def __init__(self, *, multioutput: Multioutput = "uniform_average", missing: str | None = None,
-                 force_finite: bool = True, weight: Tensor | None = None, mask: Tensor | None = None,
+    def __init__(self, *, multioutput: Multioutput = "uniform_average", force_finite: bool = True,
+                 missing: str | None = None, weight: Tensor | None = None, mask: Tensor | None = None,
                  check_values: bool = True, process_group: Any = None) -> None:
         self._bind(locals())
+
+
+def nmse_loss(input: Tensor, target: Tensor, *, multioutput: Multioutput = "uniform_average", force_finite: bool = True,
+              missing: str | None = None, weight: Tensor | None = None, mask: Tensor | None = None,
+              sample_weight: Tensor | None = None, check_values: bool = True, normalizer: Tensor | None = None,
+              process_group: Any = None) -> Tensor:
+    """Functional :class:`NMSELoss` (its arguments, and ``sample_weight``, ``normalizer``, ``process_group``)."""
+    fields = {"multioutput": multioutput, "force_finite": force_finite, "missing": missing}
+    return _functional_call("nmse", input, target, fields, weight, sample_weight, mask, check_values,
+                            normalizer, process_group)
 
 
 class R2Score(_Preset, preset="r2"):
-    def __init__(self, *, multioutput: Multioutput = "uniform_average", missing: str | None = None,
-                 force_finite: bool = True, weight: Tensor | None = None, mask: Tensor | None = None,
+    def __init__(self, *, multioutput: Multioutput = "uniform_average", force_finite: bool = True,
+                 missing: str | None = None, weight: Tensor | None = None, mask: Tensor | None = None,
                  check_values: bool = True, process_group: Any = None) -> None:
         self._bind(locals())
 
 
-mse_loss = _functional(MSELoss)
-mae_loss = _functional(MAELoss)
-rmse_loss = _functional(RMSELoss)
-huber_loss = _functional(HuberLoss)
-smooth_l1_loss = _functional(SmoothL1Loss)
-log_cosh_loss = _functional(LogCoshLoss)
-expectile_loss = _functional(ExpectileLoss)
-pseudo_huber_loss = _functional(PseudoHuberLoss)
-quantile_loss = _functional(QuantileLoss)
-nmse_loss = _functional(NMSELoss)
-r2_score = _functional(R2Score)
+def r2_score(input: Tensor, target: Tensor, *, multioutput: Multioutput = "uniform_average", force_finite: bool = True,
+             missing: str | None = None, weight: Tensor | None = None, mask: Tensor | None = None,
+             sample_weight: Tensor | None = None, check_values: bool = True, normalizer: Tensor | None = None,
+             process_group: Any = None) -> Tensor:
+    """Functional :class:`R2Score` (its arguments, and ``sample_weight``, ``normalizer``, ``process_group``)."""
+    fields = {"multioutput": multioutput, "force_finite": force_finite, "missing": missing}
+    return _functional_call("r2", input, target, fields, weight, sample_weight, mask, check_values,
+                            normalizer, process_group)
+
+
+# </generated>
 
 
 # -- Gaussian likelihoods -----------------------------------------------------------------

@@ -285,7 +285,7 @@ PENALTY_TABLE: dict[str, Penalty] = {
 # (J. T. Barron, "A General and Adaptive Robust Loss Function", CVPR 2019). With q = x**2,
 # z = q / b, L = log1p(z), u = b L / 2 = (q / 2) log1p(z) / z, y = (a / 2) L = (a / b) u and
 # t = y - L = sign(a - 2) u, every quantity is a divided difference of exp at the nodes
-# {0, y, t} (docs/penalties.md, "Barron's loss"):
+# {0, y, t} (docs/design.md, "Barron's general robust loss (numerics)"):
 #
 #   f = u E(y)                         E(v) = expm1(v) / v = exp[0, v]
 #   rho' = r e**t,  rho'' = e**t (b + (a - 1) q) / (b + q)
@@ -357,17 +357,21 @@ def _poly(v: Array, coefs: list[float]) -> Array:
     return acc
 
 
-def _exp(ops: Any, t: Array, dtype: str) -> Array:
+def _exp(ops: Any, t: Array, dtype: str, sign: Any = None) -> Array:
     """e**t from expm1 (the primitives have no exp): 1 + expm1(t) for t >= 0; for t < 0,
     1 / (1 + expm1(-t / 2))**2, accurate to a few ulps down to the subnormals (1 + expm1 of
     a negative argument would lose every digit of a small e**t), the argument clamped where
-    the result underflows to 0; each branch sees a finite argument (finite gradients)."""
+    the result underflows to 0; each branch sees a finite argument (finite gradients).
+    ``sign``: the sign of every t, when known as a Python number (one branch, no select)."""
+    if _is_number(sign) and sign >= 0:
+        return 1.0 + ops.expm1(t)
     neg = t < 0
-    up = 1.0 + ops.expm1(ops.where(neg, 0.0, t))
-    h = ops.where(neg, -t, 0.0)
+    h = -t if _is_number(sign) else ops.where(neg, -t, 0.0)
     g = 1.0 + ops.expm1(0.5 * ops.where(h < _EXP_CLAMP[dtype], h, _EXP_CLAMP[dtype]))
     inv = 1.0 / g
-    return ops.where(neg, inv * inv, up)
+    if _is_number(sign):
+        return inv * inv
+    return ops.where(neg, inv * inv, 1.0 + ops.expm1(ops.where(neg, 0.0, t)))
 
 
 _E_COEFS = [1.0 / math.factorial(k + 1) for k in range(max(_N_E.values()))]
@@ -375,7 +379,7 @@ _E_COEFS = [1.0 / math.factorial(k + 1) for k in range(max(_N_E.values()))]
 
 def _e1(ops: Any, v: Array, dtype: str) -> Array:
     """E(v) = expm1(v) / v (1 at 0): the Taylor polynomial for |v| < _E_BAND."""
-    inside = ops.where(v < 0, -v, v) < _E_BAND
+    inside = ops.abs(v) < _E_BAND
     poly = _poly(ops.where(inside, v, 0.0), _E_COEFS[:_N_E[dtype]])
     vs = ops.where(inside, 1.0, v)
     return ops.where(inside, poly, ops.expm1(vs) / vs)
@@ -392,7 +396,7 @@ def _log1p_ratio(ops: Any, z: Array, dtype: str) -> Array:
 def _phi2(ops: Any, v: Array, dtype: str) -> Array:
     """phi2(v) = (expm1(v) - v) / v**2 = exp[0, 0, v] (1/2 at 0): the Taylor polynomial for
     |v| < 1 (the quotient loses at most a factor 4.4 to cancellation outside)."""
-    inside = ops.where(v < 0, -v, v) < 1.0
+    inside = ops.abs(v) < 1.0
     poly = _poly(ops.where(inside, v, 0.0), [1.0 / math.factorial(k + 2) for k in range(_N_PHI2[dtype])])
     vs = ops.where(inside, 2.0, v)
     return ops.where(inside, poly, (ops.expm1(vs) - vs) / (vs * vs))
@@ -456,12 +460,12 @@ def _pick(ops: Any, cond: Any, x: Any, y: Any) -> Any:
 def _parts(ops: Any, r: Array, alpha: Any, scale: Any) -> _Parts:
     x = r / scale
     q = x * x
-    dtype = _dtype(ops, q if _is_number(alpha) else q + 0.0 * alpha)
     fin, b, s, ratio, k, low, a_b, inv_b = _alpha_parts(ops, alpha)
+    dtype = _dtype(ops, q if _is_number(b) else q + 0.0 * b)  # the compute dtype (b is finite)
     big = q > b * _Z_BIG  # log1p(q / b) as 2 log|x| - log(b)
     z = ops.where(big, 0.0, q) / b
     log_b = math.log(b) if _is_number(b) else ops.log(b)
-    big_l = ops.where(big, 2.0 * ops.log(ops.where(big, ops.where(x < 0, -x, x), 1.0)) - log_b, ops.log1p(z))
+    big_l = ops.where(big, 2.0 * ops.log(ops.where(big, ops.abs(x), 1.0)) - log_b, ops.log1p(z))
     small = q <= b  # z <= 1: u = (q / 2) log1p(z) / z, exact as b -> inf (alpha -> -inf)
     g = _log1p_ratio(ops, ops.where(small, z, 0.0), dtype)
     u = ops.where(small, (0.5 * q) * g, (0.5 * b) * big_l)
@@ -511,14 +515,18 @@ def _divided_difference(ops: Any, p: _Parts, keep: Any, pre: Any, order: int) ->
 
 
 def _form_a(ops: Any, p: _Parts, low: Any) -> Array:
-    """f = u E(y) for alpha < 1 (no cancellation; y <= L / 2): for |y| >= _E_BAND as
-    expm1(y) / (a / b) (the definition: autodiff then never divides by y, whose square
-    overflows float32 at alpha = -inf, x = 1e10, nor loses e**y in a difference)."""
+    """f = u E(y) = expm1(y) / (a / b) for alpha < 1 (no cancellation; y <= L / 2). The
+    quotient by a / b (the definition) never divides by y, whose square overflows float32
+    under autodiff at alpha = -inf, x = 1e10, nor loses e**y in a difference; it is the form
+    for a Python-float alpha (u itself at alpha = 0). An array alpha may be differentiated:
+    u E(y) with E's Taylor polynomial for |y| < _E_BAND, where d/d alpha of the quotient would
+    cancel (alpha near 0)."""
+    if _is_number(p.ratio):
+        return p.u if p.ratio == 0 else ops.expm1(p.y) / p.ratio
     y = _pick(ops, low, p.y, 0.0)
-    inside = ops.where(y < 0, -y, y) < _E_BAND
+    inside = ops.abs(y) < _E_BAND
     series = p.u * _poly(ops.where(inside, y, 0.0), _E_COEFS[:_N_E[p.dtype]])
-    ratio = (p.ratio or 1.0) if _is_number(p.ratio) else ops.where(inside, 1.0, p.ratio)
-    return ops.where(inside, series, ops.expm1(ops.where(inside, 0.0, y)) / ratio)
+    return ops.where(inside, series, ops.expm1(ops.where(inside, 0.0, y)) / ops.where(inside, 1.0, p.ratio))
 
 
 def _form_b(ops: Any, p: _Parts, low: Any, c2: Any) -> Array:
@@ -527,7 +535,7 @@ def _form_b(ops: Any, p: _Parts, low: Any, c2: Any) -> Array:
     rounding (positive terms for alpha >= 2; for 1 <= alpha < 2 at most a factor 2 / a lost);
     divided first, so that it overflows only where c**2 f does."""
     t = _pick(ops, low, 0.0, p.t)
-    return ((c2 * p.q) / p.a_b) * _exp(ops, t, p.dtype) + ((c2 * p.b) / p.a_b) * ops.expm1(t)
+    return ((c2 * p.q) / p.a_b) * _exp(ops, t, p.dtype, p.s) + ((c2 * p.b) / p.a_b) * ops.expm1(t)
 
 
 class _Delta(NamedTuple):
@@ -549,7 +557,7 @@ def _barron_grad(ops: Any, r: Array, p: Any) -> Array:
     if _is_number(p.alpha) and p.alpha == 1.0:
         return _pseudo_huber_grad(ops, r, _Delta(p.scale))
     pt = _parts(ops, r, p.alpha, p.scale)
-    half = _exp(ops, 0.5 * pt.t, pt.dtype)  # r e**t as (r e**(t/2)) e**(t/2): e**t may be subnormal
+    half = _exp(ops, 0.5 * pt.t, pt.dtype, pt.s)  # r e**t as (r e**(t/2)) e**(t/2): e**t may be subnormal
     return (r * half) * half
 
 
@@ -567,7 +575,7 @@ def _barron_hess(ops: Any, r: Array, p: Any) -> Array:
         q_low, q_high = ops.where(pt.low, pt.q, 0.0), ops.where(pt.low, 0.0, pt.q)
         ratio = ops.where(pt.low, (1.0 + pt.k * q_low) / (1.0 + q_low * pt.inv_b),
                           (pt.b + (pt.a_b - 1.0) * q_high) / (pt.b + q_high))
-    return _exp(ops, pt.t, pt.dtype) * ratio
+    return _exp(ops, pt.t, pt.dtype, pt.s) * ratio
 
 
 def _near_two(p: _Parts) -> Any:
@@ -609,15 +617,16 @@ def _barron_dscale(ops: Any, r: Array, p: Any) -> Array:
 
 def _compute_dtype(ops: Any, r: Array, p: Any) -> str:
     x = r / p.scale
-    return _dtype(ops, x if _is_number(p.alpha) else x + 0.0 * p.alpha)
+    return _dtype(ops, x if _is_number(p.alpha) else x + 0.0 * ops.where(p.alpha > -math.inf, p.alpha, 0.0))
 
 
 def _alpha_off_two(ops: Any, alpha: Any, eps: float) -> Any:
     """alpha, moved to 2 -/+ eps where |alpha - 2| < eps (the convention at alpha = 2)."""
     if _is_number(alpha):
         return alpha if abs(alpha - 2.0) >= eps else (2.0 + eps if alpha > 2.0 else 2.0 - eps)
-    moved = ops.where(alpha > 2.0, _like(alpha, 2.0 + eps), _like(alpha, 2.0 - eps))
-    return ops.where(ops.abs(alpha - 2.0) < eps, moved, alpha)
+    finite = ops.where(alpha > -math.inf, alpha, 0.0)
+    moved = ops.where(alpha > 2.0, _like(finite, 2.0 + eps), _like(finite, 2.0 - eps))
+    return ops.where(ops.abs(finite - 2.0) < eps, moved, alpha)
 
 
 def _barron_dalpha(ops: Any, r: Array, p: Any) -> Array:

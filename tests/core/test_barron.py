@@ -74,6 +74,20 @@ def _failures(name: str, dtype: str, got: Any, r: Any, a: Any) -> list[str]:
     return out
 
 
+@pytest.mark.parametrize("alpha", [-math.inf, -2.0, -1e-3, 0.0, 0.5, 1.0, 2 - 1e-7, 2.0, 3.0])
+def test_the_oracle_derivatives_are_difference_quotients_of_its_rho(alpha):
+    """The oracle's rho' (Barron's closed form) and d rho / d c (Euler's identity) are mpmath's
+    difference quotients of its rho, to the oracle's digits (where rho' is not exponentially
+    smaller than rho: a quotient cannot resolve that)."""
+    agree = mp.mpf(10) ** -oracle.DIGITS
+    with mp.workdps(oracle.DPS):
+        for r in (1e-3, 0.4, 2.5):
+            slope = mp.diff(lambda s: oracle.rho(s, alpha, SCALE), mp.mpf(r), h=oracle.STEP)
+            assert abs(slope - oracle.grad(r, alpha, SCALE)) <= agree * abs(slope)
+            by_c = mp.diff(lambda c: oracle.rho(r, alpha, c), mp.mpf(SCALE), h=oracle.STEP)
+            assert abs(by_c - oracle.dscale(r, alpha, SCALE)) <= agree * (abs(by_c) + abs(slope))
+
+
 @pytest.mark.parametrize("name", FUNCTIONS)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_python_float_parameters_against_mpmath(name, dtype):

@@ -23,6 +23,8 @@ from collections.abc import Callable
 import mpmath as mp
 
 DPS = 200
+#: the digits every value of the oracle is correct to
+DIGITS = 50
 #: the step of the difference quotients that define rho'' and d rho / d alpha
 STEP = mp.mpf(10) ** -60
 #: the (relative) step of the difference quotients that estimate condition numbers

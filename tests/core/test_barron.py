@@ -84,7 +84,7 @@ def test_the_oracle_derivatives_are_difference_quotients_of_its_rho(alpha):
         for r in (1e-3, 0.4, 2.5):
             slope = mp.diff(lambda s: oracle.rho(s, alpha, SCALE), mp.mpf(r), h=oracle.STEP)
             assert abs(slope - oracle.grad(r, alpha, SCALE)) <= agree * abs(slope)
-            by_c = mp.diff(lambda c: oracle.rho(r, alpha, c), mp.mpf(SCALE), h=oracle.STEP)
+            by_c = mp.diff(lambda c, r=r: oracle.rho(r, alpha, c), mp.mpf(SCALE), h=oracle.STEP)
             assert abs(by_c - oracle.dscale(r, alpha, SCALE)) <= agree * (abs(by_c) + abs(slope))
 
 

@@ -29,7 +29,8 @@ import pytest
 
 from mse_adapters import _prepare, _spec
 from mse_adapters._host import HOST
-from mse_adapters._penalties import BARRON, EPS, PENALTY_TABLE
+from mse_adapters._ops import EPS
+from mse_adapters._penalties import BARRON, PENALTY_TABLE
 from tests.conformance.harness import TOLERANCE
 from tests.oracles import barron as oracle
 
@@ -250,16 +251,23 @@ def test_parameters_and_ranges(monkeypatch):
             _spec._check_param("alpha", bad)
     with pytest.raises(ValueError, match="delta must be finite"):
         _spec._check_param("delta", math.inf)
-    rules = _prepare._param_rule(HOST, "alpha")
-    assert all(bool(ok) for ok, _, _ in rules(np.asarray([-math.inf, 0.0, 2.0, 5.0])))
+    check = _prepare._param_check("alpha")
+
+    def rules(x: list[float]) -> Any:
+        return check.rules(np, *check.stats(HOST, np.asarray(x)))
+
+    assert all(bool(ok) for ok, _, _ in rules([-math.inf, 0.0, 2.0, 5.0]))
     for bad in ([0.0, math.inf], [math.nan, 1.0]):
-        (ok, message, _), _ = rules(np.asarray(bad))
+        (ok, message, _), _ = rules(bad)
         assert not bool(ok) and "alpha must be a real number or -inf" in message
+    (ok, message, _), _ = _prepare._param_check("delta").rules(np, -math.inf, 1.0)
+    assert not bool(ok) and "delta must be finite" in message
 
 
 # -- autodiff of the value ---------------------------------------------------------------
 #
-# The general pipeline differentiates ``value``. Its derivatives must be finite wherever the
+# The general pipeline differentiates ``value`` (the NumPy reference by its own reverse mode,
+# the frameworks by theirs). Its derivatives must be finite wherever the
 # value and the table's derivative are (no select may feed a NaN or an inf to the branch it
 # does not pick) and agree with the table's to the tolerance, with the chain rule's terms,
 # which cancel in the saturated tails and for small |x|, in the error scale: |rho| / |r| (d/dr),
@@ -298,6 +306,19 @@ def _check_autodiff(dtype: str, a: np.ndarray, r: np.ndarray, auto: dict[str, np
         assert not off.any(), (name, dtype, a[off], r[off], got[off], table[off])
     want = -(r.astype(np.float64) ** 2) / 4  # autodiff at alpha = 2: not the convention
     assert np.all(np.abs(auto["dalpha"][two] - want[two]) <= rtol * np.abs(want[two]) + atol)
+
+
+def test_reference_reverse_mode_of_the_value():
+    """The NumPy reference's reverse mode (its second derivative forward over reverse)."""
+    from mse_adapters.numpy import _TAPE_OPS, _autodiff
+
+    a, r = _autodiff_grid("float64")
+    rv, av = _autodiff.Var(_autodiff.Dual(r, np.ones_like(r))), _autodiff.Var(a.copy())
+    cv = _autodiff.Var(np.full_like(r, SCALE))
+    _, (gr, ga, gc) = _autodiff.gradients(BARRON.value(_TAPE_OPS, rv, Params(av, cv)), [rv, av, cv])
+    got = {"grad": _autodiff.primal(gr), "hess": _autodiff.tangent(gr), "dalpha": _autodiff.primal(ga),
+           "dscale": _autodiff.primal(gc)}
+    _check_autodiff("float64", a, r, {k: np.asarray(v, dtype=np.float64) for k, v in got.items()})
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

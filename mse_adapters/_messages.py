@@ -3,6 +3,8 @@ same bad input gives the same words everywhere (the hardening catalogue checks i
 
 from __future__ import annotations
 
+import math
+
 Shape = tuple[int, ...]
 
 
@@ -40,6 +42,8 @@ def param_range(name: str, low: float, low_open: bool, high: float | None, users
     """The range of a penalty parameter, as the start of its error message."""
     if high is not None:
         return f"{name} must lie in the open interval ({low:g}, {high:g}) ({users})"
+    if low == -math.inf and not low_open:
+        return f"{name} must be a real number or -inf ({users})"
     return f"{name} must be {'>' if low_open else '>='} {low:g} ({users})"
 
 
@@ -49,6 +53,7 @@ def not_a_param(name: str, penalty: str, params: tuple[str, ...]) -> str:
 
 
 PARAM_NOT_FINITE = "{name} must be finite; it contains NaN or inf"
+PARAM_NOT_REAL = "{name} must be a real number or -inf; it contains NaN or +inf"
 PARAM_OUT_OF_RANGE = "{range}; it has entries outside it (smallest {{lo:.6g}}, largest {{hi:.6g}})"
 
 WEIGHT_NOT_FINITE = "{name} must be finite; it contains NaN or inf"

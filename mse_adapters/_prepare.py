@@ -189,15 +189,19 @@ def _mask_check(name: str) -> Check:
 
 
 def _param_check(name: str) -> Check:
-    """A penalty parameter given as an array: finite, inside its range (the penalty table's)."""
+    """A penalty parameter given as an array: finite (or -inf where its range admits it:
+    Barron's alpha), inside its range (the penalty table's)."""
     row = next(p for pen in PENALTY_TABLE.values() for p in pen.params if p.name == name)
-    finite, outside = msg.PARAM_NOT_FINITE.format(name=name), msg.PARAM_OUT_OF_RANGE.format(range=param_range(name))
+    finite = (msg.PARAM_NOT_REAL if row.infinite else msg.PARAM_NOT_FINITE).format(name=name)
+    outside = msg.PARAM_OUT_OF_RANGE.format(range=param_range(name))
 
     def rules(xp: Any, lo: Any, hi: Any) -> list[Rule]:
         inside = (lo > row.low) if row.low_open else (lo >= row.low)
         if row.high is not None:
             inside = inside & (hi < row.high)
-        return [((lo > -np.inf) & (hi < np.inf), finite, {}), (inside, outside, {"lo": lo, "hi": hi})]
+        # NaN fails every comparison (the extrema propagate it); -inf passes where admitted
+        real = ((lo >= -np.inf) if row.infinite else (lo > -np.inf)) & (hi < np.inf)
+        return [(real, finite, {}), (inside, outside, {"lo": lo, "hi": hi})]
 
     return Check(_extrema, rules)
 

@@ -63,11 +63,12 @@ def _check_choice(name: str, value: Any, allowed: tuple[Any, ...]) -> None:
         raise ValueError(f"{name}={value!r} is not supported; allowed values: {_choices(allowed)}")
 
 
-def _check_number(name: str, value: Any) -> float:
+def _check_number(name: str, value: Any, infinite: bool = False) -> float:
+    """``value`` as a float: a real number, finite unless ``infinite`` (then its range decides)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{name} must be a real number, got {value!r}")
     value = float(value)
-    if not value - value == 0.0:  # NaN or inf (written with arithmetic: torch.compile traces it)
+    if not (infinite or value - value == 0.0):  # NaN or inf (arithmetic: torch.compile traces it)
         raise ValueError(f"{name} must be finite, got {value!r}")
     return value
 
@@ -79,16 +80,16 @@ def param_range(name: str) -> str:
 
 
 def in_range(name: str, value: float) -> bool:
-    p = _RANGES[name]
-    if p.high is not None:
-        return p.low < value < p.high
-    return value > p.low if p.low_open else value >= p.low
+    return _RANGES[name].admits(value)
 
 
-def _check_param(name: str, value: float) -> None:
-    """A penalty parameter inside its range (the penalty table's)."""
+def _check_param(name: str, value: Any) -> float:
+    """A penalty parameter: a real number inside its range (the penalty table's; infinite
+    only where the range admits it: Barron's alpha = -inf)."""
+    value = _check_number(name, value, infinite=_RANGES[name].infinite)
     if not in_range(name, value):
         raise ValueError(f"{param_range(name)}, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -171,9 +172,7 @@ class LossSpec:
     def __post_init__(self) -> None:
         _check_choice("penalty", self.penalty, PENALTIES)
         for name in _RANGES:
-            value = _check_number(name, getattr(self, name))
-            _check_param(name, value)
-            object.__setattr__(self, name, value)
+            object.__setattr__(self, name, _check_param(name, getattr(self, name)))
         _check_choice("reduction", self.reduction, REDUCTIONS)
         if not isinstance(self.per_sample, bool):
             raise ValueError(f"per_sample must be a bool, got {self.per_sample!r}")

@@ -67,6 +67,14 @@ TOLERANCE["metric-accuracy"] = (1e-6, 1e-30)
 #: issue 13's target: a float32 stream's R^2 or NMSE against scikit-learn in float64, 1e-6 absolute (ABSOLUTE_ONLY)
 TOLERANCE["metric-accuracy-ratio"] = (1e-6, 1e-6)
 
+#: Barron's loss and its four derivatives per element against mpmath (tests/core/test_barron.py),
+#: and autodiff of its value against them: 8 ulps of the element's error scale (|g| (1 + the
+#: exponent the evaluation takes exp of) + the condition numbers' terms |v dg/dv|, see
+#: tests/oracles/barron.py; measured: <= 2.1 ulps float64, <= 2.1 float32), the smallest
+#: normal number under it (results that underflow)
+TOLERANCE["barron-float64"] = (8 * 2.0**-52, 2.0**-1022)
+TOLERANCE["barron-float32"] = (8 * 2.0**-23, 2.0**-126)
+
 #: ``rtol_scale`` that keeps only the entry's atol (an absolute bound, e.g. on a learned covariance)
 ABSOLUTE_ONLY = 0.0
 

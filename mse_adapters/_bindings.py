@@ -22,7 +22,6 @@ import sys
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from ._penalties import PENALTY_TABLE
 from ._presets import PRESET_TABLE, Preset
 
 __all__ = ["Arg", "row_args", "source", "check", "write", "ADAPTERS"]
@@ -67,8 +66,8 @@ FIELD_TYPES = {"reduction": "str", "missing": "str | None", "multioutput": "Mult
 
 
 def penalty_params(row: Preset) -> list[str]:
-    pen = PENALTY_TABLE.get(row.spec.penalty)
-    return [] if pen is None else [p.name for p in pen.params]
+    """The penalty parameters a row's bindings take (not those it fixes)."""
+    return list(row.params)
 
 
 def row_args(row: Preset, ecosystem: str, param_type: str) -> list[Arg]:
@@ -157,7 +156,7 @@ def _torch(row: Preset) -> str:
         *_wrapped("fields = {", [f'"{a.name}": {a.name}' for a in fields], "}"),
         f'return _functional_call("{row.name}", input, target, fields, weight, sample_weight, mask, check_values,',
         "                        normalizer, process_group)"],
-        doc=f"Functional :class:`{row.torch}` (its arguments, and ``sample_weight``, ``normalizer``, "
+        doc=f"Functional :class:`{row.torch}` (its arguments, and ``sample_weight``,\n    ``normalizer``, "
             "``process_group``).")
     return cls + "\n\n\n" + fn
 

@@ -649,7 +649,7 @@ def _barron_dalpha(ops: Any, r: Array, p: Any) -> Array:
 _ALPHA = Param("alpha", -math.inf, False)  # -inf itself admitted: the Welsch loss
 _SCALE = Param("scale", 0.0, True)
 
-#: Barron's general robust loss (not in PENALTY_TABLE yet: its bindings come with it).
+#: Barron's general robust loss.
 BARRON = Penalty(
     "barron", (_ALPHA, _SCALE), _barron, _barron_grad, _barron_hess,
     "scale**2 f(r / scale), f(x) = |alpha - 2| / alpha ((x**2 / |alpha - 2| + 1)**(alpha / 2) - 1), "
@@ -658,3 +658,4 @@ BARRON = Penalty(
     "d rho / d alpha grows like log(1 / |alpha - 2|) near 2; within |alpha - 2| < eps of the compute "
     "dtype it is held at its value at 2 -/+ eps", True,
     MappingProxyType({"alpha": _barron_dalpha, "scale": _barron_dscale}))
+PENALTY_TABLE[BARRON.name] = BARRON

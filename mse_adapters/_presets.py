@@ -10,6 +10,7 @@ so a new row is tested everywhere without editing a list.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -50,6 +51,8 @@ class Preset:
     reduces: bool = True
     #: Whether the adapters bind it by name (generated from this table).
     binds: bool = True
+    #: Penalty parameters the row fixes (its bindings do not take them: Cauchy's alpha).
+    fixed: tuple[str, ...] = ()
 
     @property
     def formula(self) -> str:
@@ -68,9 +71,10 @@ class Preset:
 
     @property
     def params(self) -> tuple[str, ...]:
-        """The penalty parameters the loss takes (``delta``, ``beta``, ``tau``)."""
+        """The penalty parameters the loss takes (``delta``, ``beta``, ``tau``, ...; not those
+        the row fixes)."""
         pen = PENALTY_TABLE.get(self.spec.penalty)
-        return () if pen is None else tuple(p.name for p in pen.params)
+        return () if pen is None else tuple(p.name for p in pen.params if p.name not in self.fixed)
 
     def names(self, ecosystem: str) -> tuple[str, ...]:
         """The public names the row is bound to in ``ecosystem``."""
@@ -122,6 +126,21 @@ PRESET_TABLE: tuple[Preset, ...] = (
     _row("quantile", LossSpec(penalty="quantile"), "Quantile (pinball) loss", "QuantileLoss", "quantile_loss",
          "Quantile", "quantile", equals={"numpy": "sklearn.metrics.mean_pinball_loss(alpha=tau)"},
          note="Its minimiser is the tau-quantile of the target; the derivative is 0 at r = 0."),
+    _row("barron", LossSpec(penalty="barron"), "Barron's general robust loss", "BarronLoss", "barron_loss",
+         "Barron", "barron",
+         note="One shape parameter moves it continuously through the L2 loss (alpha = 2, half the squared "
+              "error), pseudo-Huber/Charbonnier (1), Cauchy/Lorentzian (0), Geman-McClure (-2) and Welsch "
+              "(-inf); alpha and scale may be tensors, trained with the model (their derivatives are the "
+              "table's)."),
+    _row("cauchy", LossSpec(penalty="barron", alpha=0.0), "Cauchy (Lorentzian) loss", "CauchyLoss", "cauchy_loss",
+         "Cauchy", "cauchy", fixed=("alpha",),
+         note="Barron's loss with alpha = 0: scale**2 log(1 + (r / scale)**2 / 2)."),
+    _row("geman_mcclure", LossSpec(penalty="barron", alpha=-2.0), "Geman-McClure loss", "GemanMcClureLoss",
+         "geman_mcclure_loss", "GemanMcClure", "geman_mcclure", fixed=("alpha",),
+         note="Barron's loss with alpha = -2: 2 scale**2 x**2 / (x**2 + 4), x = r / scale (bounded by 2 scale**2)."),
+    _row("welsch", LossSpec(penalty="barron", alpha=-math.inf), "Welsch (Leclerc) loss", "WelschLoss", "welsch_loss",
+         "Welsch", "welsch", fixed=("alpha",),
+         note="Barron's loss with alpha = -inf: scale**2 (1 - exp(-(r / scale)**2 / 2)) (bounded by scale**2)."),
     _row("nmse", LossSpec(penalty="square", finalize="nmse", multioutput="uniform_average"),
          "Normalised mean squared error", "NMSELoss", "nmse_loss", "NormalizedMeanSquaredError",
          "normalized_mean_squared_error", matrices=False, note="NMSE = 1 - R^2.",

@@ -106,11 +106,15 @@ class LossSpec:
         ``"expectile"`` (asymmetric square: ``tau * r**2`` where the prediction is below the
         target, ``(1 - tau) * r**2`` where it is above; its minimiser is the tau-expectile
         of the target, and tau = 0.5 gives ``0.5 * r**2``), ``"pseudo_huber"``
-        (``delta**2 (sqrt(1 + (r/delta)**2) - 1)``, smooth everywhere) or ``"quantile"``
-        (the pinball loss: ``tau |r|`` below the target, ``(1 - tau) |r|`` above).
-    delta, beta, tau:
+        (``delta**2 (sqrt(1 + (r/delta)**2) - 1)``, smooth everywhere), ``"quantile"``
+        (the pinball loss: ``tau |r|`` below the target, ``(1 - tau) |r|`` above) or
+        ``"barron"`` (Barron's general robust loss: ``scale**2 f(r / scale, alpha)``, one
+        shape parameter through L2 (alpha = 2), pseudo-Huber (1), Cauchy (0),
+        Geman-McClure (-2) and Welsch (-inf)).
+    delta, beta, tau, alpha, scale:
         Parameters of ``huber`` and ``pseudo_huber`` (> 0), ``smooth_l1`` (>= 0),
-        ``expectile`` and ``quantile`` (in (0, 1)).
+        ``expectile`` and ``quantile`` (in (0, 1)), ``barron`` (``alpha`` any real number or
+        ``-inf``, ``scale`` > 0).
     reduction:
         ``"none"``, ``"sum"``, ``"mean"`` (weighted mean: sum(w m l) / sum(w m)),
         ``"sum_over_batch_size"`` (sum(w m l) / sum(m), Keras' default), ``"per_sample"``
@@ -158,6 +162,8 @@ class LossSpec:
     delta: float = 1.0
     beta: float = 1.0
     tau: float = 0.5
+    alpha: float = 1.0
+    scale: float = 1.0
     reduction: str = "mean"
     per_sample: bool = False
     finalize: str = "identity"

@@ -133,6 +133,25 @@ def _table_grad_jvp(name: str, spec: LossSpec, primals: tuple[Any, ...], tangent
     return _table_grad(name, spec, r), PENALTY_TABLE[name].hess(_OPS, r, spec) * dr
 
 
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1, 2))
+def _param_penalty(name: str, spec: LossSpec, names: tuple[str, ...], r: jax.Array, *values: jax.Array) -> jax.Array:
+    """rho(r) with array parameters whose derivatives the table gives (d rho / d param, and
+    rho'): exact where an autodiff of the formula's branches is not (Barron's alpha = 2)."""
+    return PENALTY_TABLE[name].value(_OPS, r, _core.Params(spec, dict(zip(names, values))))
+
+
+@_param_penalty.defjvp
+def _param_penalty_jvp(name: str, spec: LossSpec, names: tuple[str, ...], primals: tuple[Any, ...],
+                       tangents: tuple[Any, ...]) -> Any:
+    (r, *values), (dr, *dvalues) = primals, tangents
+    row, p = PENALTY_TABLE[name], _core.Params(spec, dict(zip(names, values)))
+    out = _param_penalty(name, spec, names, r, *values)
+    slope = row.grad(_OPS, r, p) * dr  # (its own derivative: an autodiff of rho')
+    for n, dv in zip(names, dvalues):
+        slope = slope + row.param_grads[n](_OPS, r, p) * dv
+    return out, slope
+
+
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def _clamp_min_nograd(x: jax.Array, lo: float) -> jax.Array:
     return jnp.maximum(x, lo)
@@ -194,6 +213,9 @@ class JaxOps(Ops):
     def penalty(self, row: Any, r: Any, params: Any) -> Any:
         if isinstance(params, LossSpec):  # static parameters: the table's derivatives
             return _table_penalty(row.name, params, r)
+        if row.param_grads and all(n in row.param_grads for n in params.arrays):
+            names = tuple(params.arrays)  # array parameters with the table's derivatives (Barron's)
+            return _param_penalty(row.name, params.spec, names, r, *(params.arrays[n] for n in names))
         return row.value(self, r, params)  # array parameters: differentiated w.r.t. them too
 
     def where(self, cond: Any, x: Any, y: Any) -> Any:
@@ -543,6 +565,40 @@ def quantile(predictions: ArrayLike, targets: OptArray = None, *, reduction: str
              check_values: CheckValues = True, covariance: OptArray = None, scale_tril: OptArray = None,
              precision: OptArray = None, normalizer: OptArray = None, axis_name: Any = None) -> jax.Array:
     return _bind("quantile", locals())
+
+
+@_doc("barron")
+def barron(predictions: ArrayLike, targets: OptArray = None, *, reduction: str = "mean", alpha: float | ArrayLike = 1.0,
+           scale: float | ArrayLike = 1.0, missing: str | None = None, weight: OptArray = None,
+           sample_weight: OptArray = None, mask: OptArray = None, check_values: CheckValues = True,
+           covariance: OptArray = None, scale_tril: OptArray = None, precision: OptArray = None,
+           normalizer: OptArray = None, axis_name: Any = None) -> jax.Array:
+    return _bind("barron", locals())
+
+
+@_doc("cauchy")
+def cauchy(predictions: ArrayLike, targets: OptArray = None, *, reduction: str = "mean", scale: float | ArrayLike = 1.0,
+           missing: str | None = None, weight: OptArray = None, sample_weight: OptArray = None, mask: OptArray = None,
+           check_values: CheckValues = True, covariance: OptArray = None, scale_tril: OptArray = None,
+           precision: OptArray = None, normalizer: OptArray = None, axis_name: Any = None) -> jax.Array:
+    return _bind("cauchy", locals())
+
+
+@_doc("geman_mcclure")
+def geman_mcclure(predictions: ArrayLike, targets: OptArray = None, *, reduction: str = "mean",
+                  scale: float | ArrayLike = 1.0, missing: str | None = None, weight: OptArray = None,
+                  sample_weight: OptArray = None, mask: OptArray = None, check_values: CheckValues = True,
+                  covariance: OptArray = None, scale_tril: OptArray = None, precision: OptArray = None,
+                  normalizer: OptArray = None, axis_name: Any = None) -> jax.Array:
+    return _bind("geman_mcclure", locals())
+
+
+@_doc("welsch")
+def welsch(predictions: ArrayLike, targets: OptArray = None, *, reduction: str = "mean", scale: float | ArrayLike = 1.0,
+           missing: str | None = None, weight: OptArray = None, sample_weight: OptArray = None, mask: OptArray = None,
+           check_values: CheckValues = True, covariance: OptArray = None, scale_tril: OptArray = None,
+           precision: OptArray = None, normalizer: OptArray = None, axis_name: Any = None) -> jax.Array:
+    return _bind("welsch", locals())
 
 
 @_doc("nmse")

@@ -966,6 +966,39 @@ class Quantile(_Preset, preset="quantile"):
         self._bind(locals())
 
 
+class Barron(_Preset, preset="barron"):
+    def __init__(self, alpha: Any = 1.0, scale: Any = 1.0, reduction: str | None = "sum_over_batch_size",
+                 name: str | None = "barron", dtype: Any = None, *, per_sample: bool = True, missing: str | None = None,
+                 weight: Any = None, mask: Any = None, check_values: bool = True, covariance: Any = None,
+                 scale_tril: Any = None, precision: Any = None, trainable_scale_tril: bool = False) -> None:
+        self._bind(locals())
+
+
+class Cauchy(_Preset, preset="cauchy"):
+    def __init__(self, scale: Any = 1.0, reduction: str | None = "sum_over_batch_size", name: str | None = "cauchy",
+                 dtype: Any = None, *, per_sample: bool = True, missing: str | None = None, weight: Any = None,
+                 mask: Any = None, check_values: bool = True, covariance: Any = None, scale_tril: Any = None,
+                 precision: Any = None, trainable_scale_tril: bool = False) -> None:
+        self._bind(locals())
+
+
+class GemanMcClure(_Preset, preset="geman_mcclure"):
+    def __init__(self, scale: Any = 1.0, reduction: str | None = "sum_over_batch_size",
+                 name: str | None = "geman_mcclure", dtype: Any = None, *, per_sample: bool = True,
+                 missing: str | None = None, weight: Any = None, mask: Any = None, check_values: bool = True,
+                 covariance: Any = None, scale_tril: Any = None, precision: Any = None,
+                 trainable_scale_tril: bool = False) -> None:
+        self._bind(locals())
+
+
+class Welsch(_Preset, preset="welsch"):
+    def __init__(self, scale: Any = 1.0, reduction: str | None = "sum_over_batch_size", name: str | None = "welsch",
+                 dtype: Any = None, *, per_sample: bool = True, missing: str | None = None, weight: Any = None,
+                 mask: Any = None, check_values: bool = True, covariance: Any = None, scale_tril: Any = None,
+                 precision: Any = None, trainable_scale_tril: bool = False) -> None:
+        self._bind(locals())
+
+
 class NormalizedMeanSquaredError(_Preset, preset="nmse"):
     def __init__(self, multioutput: Multioutput = "uniform_average", reduction: str | None = "mean_with_sample_weight",
                  name: str | None = "normalized_mean_squared_error", dtype: Any = None, *, force_finite: bool = True,

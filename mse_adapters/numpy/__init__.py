@@ -328,6 +328,38 @@ def quantile(y_true: ArrayLike, y_pred: ArrayLike, *, reduction: str = "mean", t
     return _bind("quantile", locals())
 
 
+@_doc("barron")
+def barron(y_true: ArrayLike, y_pred: ArrayLike, *, reduction: str = "mean", alpha: float | ArrayLike = 1.0,
+           scale: float | ArrayLike = 1.0, missing: str | None = None, sample_weight: OptArray = None,
+           weight: OptArray = None, mask: OptArray = None, covariance: OptArray = None, scale_tril: OptArray = None,
+           precision: OptArray = None, normalizer: OptArray = None) -> Result:
+    return _bind("barron", locals())
+
+
+@_doc("cauchy")
+def cauchy(y_true: ArrayLike, y_pred: ArrayLike, *, reduction: str = "mean", scale: float | ArrayLike = 1.0,
+           missing: str | None = None, sample_weight: OptArray = None, weight: OptArray = None, mask: OptArray = None,
+           covariance: OptArray = None, scale_tril: OptArray = None, precision: OptArray = None,
+           normalizer: OptArray = None) -> Result:
+    return _bind("cauchy", locals())
+
+
+@_doc("geman_mcclure")
+def geman_mcclure(y_true: ArrayLike, y_pred: ArrayLike, *, reduction: str = "mean", scale: float | ArrayLike = 1.0,
+                  missing: str | None = None, sample_weight: OptArray = None, weight: OptArray = None,
+                  mask: OptArray = None, covariance: OptArray = None, scale_tril: OptArray = None,
+                  precision: OptArray = None, normalizer: OptArray = None) -> Result:
+    return _bind("geman_mcclure", locals())
+
+
+@_doc("welsch")
+def welsch(y_true: ArrayLike, y_pred: ArrayLike, *, reduction: str = "mean", scale: float | ArrayLike = 1.0,
+           missing: str | None = None, sample_weight: OptArray = None, weight: OptArray = None, mask: OptArray = None,
+           covariance: OptArray = None, scale_tril: OptArray = None, precision: OptArray = None,
+           normalizer: OptArray = None) -> Result:
+    return _bind("welsch", locals())
+
+
 @_doc("nmse")
 def nmse(y_true: ArrayLike, y_pred: ArrayLike, *, multioutput: Multioutput = "uniform_average",
          force_finite: bool = True, missing: str | None = None, sample_weight: OptArray = None, weight: OptArray = None,

@@ -311,6 +311,11 @@ def _outer(a: Any, b: Any) -> Any:
     return _D.reshape(a, sa + (1,)) * _D.reshape(b, sb[:-1] + (1, sb[-1]))
 
 
+def _param_vjp(dparam: Callable[..., Any], r: Any, params: Any, shape: Shape) -> Vjp:
+    """A penalty parameter's VJP: the cotangent times d rho / d param, summed to its shape."""
+    return lambda g: unbroadcast(g * dparam(_D, r, params), shape)
+
+
 class TapeOps(HostOps):
     """The reference's primitives over :class:`Var`\\ s: each records its VJP, written
     against :class:`DualOps` (so that a backward sweep of duals is differentiated once
@@ -335,6 +340,20 @@ class TapeOps(HostOps):
 
     def shape(self, x: Any) -> Shape:
         return _D.shape(_value(x))
+
+    def penalty(self, row: Any, r: Any, params: Any) -> Any:
+        """A penalty that gives its parameters' derivatives (Barron's) is one recorded node with
+        the table's derivatives: rho'(r) for the residual, d rho / d param for a parameter
+        given as an array (the table's, not an autodiff of its formula's branches)."""
+        arrays = getattr(params, "arrays", {})
+        if not row.param_grads or not all(k in row.param_grads for k, v in arrays.items() if isinstance(v, Var)):
+            return super().penalty(row, r, params)
+        plain = params.replace(**{k: _value(v) for k, v in arrays.items()}) if arrays else params
+        rv = _value(r)
+        parents = [(r, lambda g: g * row.grad(_D, rv, plain))]
+        for name, v in arrays.items():
+            parents.append((v, _param_vjp(row.param_grads[name], rv, plain, self.shape(v))))
+        return _record(row.value(_D, rv, plain), *parents)
 
     def where(self, cond: Any, x: Any, y: Any) -> Any:
         sx, sy = self.shape(x), self.shape(y)

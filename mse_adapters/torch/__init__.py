@@ -861,7 +861,8 @@ def mse_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", multiout
              unit_norm: float = 0.0, missing: str | None = None, weight: Tensor | None = None,
              mask: Tensor | None = None, sample_weight: Tensor | None = None, check_values: bool = True,
              normalizer: Tensor | None = None, process_group: Any = None) -> Tensor:
-    """Functional :class:`MSELoss` (its arguments, and ``sample_weight``, ``normalizer``, ``process_group``)."""
+    """Functional :class:`MSELoss` (its arguments, and ``sample_weight``,
+    ``normalizer``, ``process_group``)."""
     fields = {"reduction": reduction, "multioutput": multioutput, "unit_norm": unit_norm, "missing": missing}
     return _functional_call("mse", input, target, fields, weight, sample_weight, mask, check_values,
                             normalizer, process_group)
@@ -879,7 +880,8 @@ def mae_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", multiout
              missing: str | None = None, weight: Tensor | None = None, mask: Tensor | None = None,
              sample_weight: Tensor | None = None, check_values: bool = True, normalizer: Tensor | None = None,
              process_group: Any = None) -> Tensor:
-    """Functional :class:`MAELoss` (its arguments, and ``sample_weight``, ``normalizer``, ``process_group``)."""
+    """Functional :class:`MAELoss` (its arguments, and ``sample_weight``,
+    ``normalizer``, ``process_group``)."""
     fields = {"reduction": reduction, "multioutput": multioutput, "missing": missing}
     return _functional_call("mae", input, target, fields, weight, sample_weight, mask, check_values,
                             normalizer, process_group)
@@ -897,7 +899,8 @@ def rmse_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", multiou
               missing: str | None = None, weight: Tensor | None = None, mask: Tensor | None = None,
               sample_weight: Tensor | None = None, check_values: bool = True, normalizer: Tensor | None = None,
               process_group: Any = None) -> Tensor:
-    """Functional :class:`RMSELoss` (its arguments, and ``sample_weight``, ``normalizer``, ``process_group``)."""
+    """Functional :class:`RMSELoss` (its arguments, and ``sample_weight``,
+    ``normalizer``, ``process_group``)."""
     fields = {"reduction": reduction, "multioutput": multioutput, "missing": missing}
     return _functional_call("rmse", input, target, fields, weight, sample_weight, mask, check_values,
                             normalizer, process_group)
@@ -915,7 +918,8 @@ def huber_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", delta:
                missing: str | None = None, weight: Tensor | None = None, mask: Tensor | None = None,
                sample_weight: Tensor | None = None, check_values: bool = True, normalizer: Tensor | None = None,
                process_group: Any = None) -> Tensor:
-    """Functional :class:`HuberLoss` (its arguments, and ``sample_weight``, ``normalizer``, ``process_group``)."""
+    """Functional :class:`HuberLoss` (its arguments, and ``sample_weight``,
+    ``normalizer``, ``process_group``)."""
     fields = {"reduction": reduction, "delta": delta, "missing": missing}
     return _functional_call("huber", input, target, fields, weight, sample_weight, mask, check_values,
                             normalizer, process_group)
@@ -933,7 +937,8 @@ def smooth_l1_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", be
                    missing: str | None = None, weight: Tensor | None = None, mask: Tensor | None = None,
                    sample_weight: Tensor | None = None, check_values: bool = True, normalizer: Tensor | None = None,
                    process_group: Any = None) -> Tensor:
-    """Functional :class:`SmoothL1Loss` (its arguments, and ``sample_weight``, ``normalizer``, ``process_group``)."""
+    """Functional :class:`SmoothL1Loss` (its arguments, and ``sample_weight``,
+    ``normalizer``, ``process_group``)."""
     fields = {"reduction": reduction, "beta": beta, "missing": missing}
     return _functional_call("smooth_l1", input, target, fields, weight, sample_weight, mask, check_values,
                             normalizer, process_group)
@@ -949,7 +954,8 @@ class LogCoshLoss(_Preset, preset="log_cosh"):
 def log_cosh_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", missing: str | None = None,
                   weight: Tensor | None = None, mask: Tensor | None = None, sample_weight: Tensor | None = None,
                   check_values: bool = True, normalizer: Tensor | None = None, process_group: Any = None) -> Tensor:
-    """Functional :class:`LogCoshLoss` (its arguments, and ``sample_weight``, ``normalizer``, ``process_group``)."""
+    """Functional :class:`LogCoshLoss` (its arguments, and ``sample_weight``,
+    ``normalizer``, ``process_group``)."""
     fields = {"reduction": reduction, "missing": missing}
     return _functional_call("log_cosh", input, target, fields, weight, sample_weight, mask, check_values,
                             normalizer, process_group)
@@ -967,7 +973,8 @@ def expectile_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", ta
                    missing: str | None = None, weight: Tensor | None = None, mask: Tensor | None = None,
                    sample_weight: Tensor | None = None, check_values: bool = True, normalizer: Tensor | None = None,
                    process_group: Any = None) -> Tensor:
-    """Functional :class:`ExpectileLoss` (its arguments, and ``sample_weight``, ``normalizer``, ``process_group``)."""
+    """Functional :class:`ExpectileLoss` (its arguments, and ``sample_weight``,
+    ``normalizer``, ``process_group``)."""
     fields = {"reduction": reduction, "tau": tau, "missing": missing}
     return _functional_call("expectile", input, target, fields, weight, sample_weight, mask, check_values,
                             normalizer, process_group)
@@ -985,7 +992,8 @@ def pseudo_huber_loss(input: Tensor, target: Tensor, *, reduction: str = "mean",
                       missing: str | None = None, weight: Tensor | None = None, mask: Tensor | None = None,
                       sample_weight: Tensor | None = None, check_values: bool = True, normalizer: Tensor | None = None,
                       process_group: Any = None) -> Tensor:
-    """Functional :class:`PseudoHuberLoss` (its arguments, and ``sample_weight``, ``normalizer``, ``process_group``)."""
+    """Functional :class:`PseudoHuberLoss` (its arguments, and ``sample_weight``,
+    ``normalizer``, ``process_group``)."""
     fields = {"reduction": reduction, "delta": delta, "missing": missing}
     return _functional_call("pseudo_huber", input, target, fields, weight, sample_weight, mask, check_values,
                             normalizer, process_group)
@@ -1003,9 +1011,86 @@ def quantile_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", tau
                   missing: str | None = None, weight: Tensor | None = None, mask: Tensor | None = None,
                   sample_weight: Tensor | None = None, check_values: bool = True, normalizer: Tensor | None = None,
                   process_group: Any = None) -> Tensor:
-    """Functional :class:`QuantileLoss` (its arguments, and ``sample_weight``, ``normalizer``, ``process_group``)."""
+    """Functional :class:`QuantileLoss` (its arguments, and ``sample_weight``,
+    ``normalizer``, ``process_group``)."""
     fields = {"reduction": reduction, "tau": tau, "missing": missing}
     return _functional_call("quantile", input, target, fields, weight, sample_weight, mask, check_values,
+                            normalizer, process_group)
+
+
+class BarronLoss(_Preset, preset="barron"):
+    def __init__(self, reduction: str = "mean", alpha: float | Tensor = 1.0, scale: float | Tensor = 1.0, *,
+                 missing: str | None = None, weight: Tensor | None = None, mask: Tensor | None = None,
+                 check_values: bool = True, covariance: Any = None, scale_tril: Any = None, precision: Any = None,
+                 process_group: Any = None) -> None:
+        self._bind(locals())
+
+
+def barron_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", alpha: float | Tensor = 1.0,
+                scale: float | Tensor = 1.0, missing: str | None = None, weight: Tensor | None = None,
+                mask: Tensor | None = None, sample_weight: Tensor | None = None, check_values: bool = True,
+                normalizer: Tensor | None = None, process_group: Any = None) -> Tensor:
+    """Functional :class:`BarronLoss` (its arguments, and ``sample_weight``,
+    ``normalizer``, ``process_group``)."""
+    fields = {"reduction": reduction, "alpha": alpha, "scale": scale, "missing": missing}
+    return _functional_call("barron", input, target, fields, weight, sample_weight, mask, check_values,
+                            normalizer, process_group)
+
+
+class CauchyLoss(_Preset, preset="cauchy"):
+    def __init__(self, reduction: str = "mean", scale: float | Tensor = 1.0, *, missing: str | None = None,
+                 weight: Tensor | None = None, mask: Tensor | None = None, check_values: bool = True,
+                 covariance: Any = None, scale_tril: Any = None, precision: Any = None,
+                 process_group: Any = None) -> None:
+        self._bind(locals())
+
+
+def cauchy_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", scale: float | Tensor = 1.0,
+                missing: str | None = None, weight: Tensor | None = None, mask: Tensor | None = None,
+                sample_weight: Tensor | None = None, check_values: bool = True, normalizer: Tensor | None = None,
+                process_group: Any = None) -> Tensor:
+    """Functional :class:`CauchyLoss` (its arguments, and ``sample_weight``,
+    ``normalizer``, ``process_group``)."""
+    fields = {"reduction": reduction, "scale": scale, "missing": missing}
+    return _functional_call("cauchy", input, target, fields, weight, sample_weight, mask, check_values,
+                            normalizer, process_group)
+
+
+class GemanMcClureLoss(_Preset, preset="geman_mcclure"):
+    def __init__(self, reduction: str = "mean", scale: float | Tensor = 1.0, *, missing: str | None = None,
+                 weight: Tensor | None = None, mask: Tensor | None = None, check_values: bool = True,
+                 covariance: Any = None, scale_tril: Any = None, precision: Any = None,
+                 process_group: Any = None) -> None:
+        self._bind(locals())
+
+
+def geman_mcclure_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", scale: float | Tensor = 1.0,
+                       missing: str | None = None, weight: Tensor | None = None, mask: Tensor | None = None,
+                       sample_weight: Tensor | None = None, check_values: bool = True, normalizer: Tensor | None = None,
+                       process_group: Any = None) -> Tensor:
+    """Functional :class:`GemanMcClureLoss` (its arguments, and ``sample_weight``,
+    ``normalizer``, ``process_group``)."""
+    fields = {"reduction": reduction, "scale": scale, "missing": missing}
+    return _functional_call("geman_mcclure", input, target, fields, weight, sample_weight, mask, check_values,
+                            normalizer, process_group)
+
+
+class WelschLoss(_Preset, preset="welsch"):
+    def __init__(self, reduction: str = "mean", scale: float | Tensor = 1.0, *, missing: str | None = None,
+                 weight: Tensor | None = None, mask: Tensor | None = None, check_values: bool = True,
+                 covariance: Any = None, scale_tril: Any = None, precision: Any = None,
+                 process_group: Any = None) -> None:
+        self._bind(locals())
+
+
+def welsch_loss(input: Tensor, target: Tensor, *, reduction: str = "mean", scale: float | Tensor = 1.0,
+                missing: str | None = None, weight: Tensor | None = None, mask: Tensor | None = None,
+                sample_weight: Tensor | None = None, check_values: bool = True, normalizer: Tensor | None = None,
+                process_group: Any = None) -> Tensor:
+    """Functional :class:`WelschLoss` (its arguments, and ``sample_weight``,
+    ``normalizer``, ``process_group``)."""
+    fields = {"reduction": reduction, "scale": scale, "missing": missing}
+    return _functional_call("welsch", input, target, fields, weight, sample_weight, mask, check_values,
                             normalizer, process_group)
 
 
@@ -1020,7 +1105,8 @@ def nmse_loss(input: Tensor, target: Tensor, *, multioutput: Multioutput = "unif
               missing: str | None = None, weight: Tensor | None = None, mask: Tensor | None = None,
               sample_weight: Tensor | None = None, check_values: bool = True, normalizer: Tensor | None = None,
               process_group: Any = None) -> Tensor:
-    """Functional :class:`NMSELoss` (its arguments, and ``sample_weight``, ``normalizer``, ``process_group``)."""
+    """Functional :class:`NMSELoss` (its arguments, and ``sample_weight``,
+    ``normalizer``, ``process_group``)."""
     fields = {"multioutput": multioutput, "force_finite": force_finite, "missing": missing}
     return _functional_call("nmse", input, target, fields, weight, sample_weight, mask, check_values,
                             normalizer, process_group)
@@ -1037,7 +1123,8 @@ def r2_score(input: Tensor, target: Tensor, *, multioutput: Multioutput = "unifo
              missing: str | None = None, weight: Tensor | None = None, mask: Tensor | None = None,
              sample_weight: Tensor | None = None, check_values: bool = True, normalizer: Tensor | None = None,
              process_group: Any = None) -> Tensor:
-    """Functional :class:`R2Score` (its arguments, and ``sample_weight``, ``normalizer``, ``process_group``)."""
+    """Functional :class:`R2Score` (its arguments, and ``sample_weight``,
+    ``normalizer``, ``process_group``)."""
     fields = {"multioutput": multioutput, "force_finite": force_finite, "missing": missing}
     return _functional_call("r2", input, target, fields, weight, sample_weight, mask, check_values,
                             normalizer, process_group)

@@ -399,12 +399,16 @@ def _param_grads(job: Job, inputs: tuple[Tensor, Tensor, Tensor | None, Tensor |
         return tuple(None for _ in needs)
     input, target, weight, valid = inputs
     table = job.table
-    with torch.enable_grad():
+    row, r = table.row, _residual(input, target, valid)
+    coef = c.expand(input.shape) if weight is None else c * weight
+    if valid is not None:
+        coef = torch.where(valid, coef, 0.0)
+    if all(n in row.param_grads for n in job.wrt):  # the table's derivatives (Barron's)
+        return tuple((coef * row.param_grads[n](table.ops, r, table.params)).sum_to_size(getattr(table.params, n).shape)
+                     if need else None for n, need in zip(job.wrt, needs))
+    with torch.enable_grad():  # else autograd of the table's value with respect to them
         leaves = {n: getattr(table.params, n).detach().requires_grad_(True) for n in job.wrt}
-        q = table.row.value(table.ops, _residual(input, target, valid), table.params.replace(**leaves))
-        coef = c.expand(q.shape) if weight is None else c * weight
-        if valid is not None:
-            coef = torch.where(valid, coef, 0.0)
+        q = row.value(table.ops, r, table.params.replace(**leaves))
         got = torch.autograd.grad(q, list(leaves.values()), coef.expand(q.shape), allow_unused=True)
     return tuple(g if need else None for g, need in zip(got, needs))
 

@@ -27,6 +27,30 @@ def _fake(x: Tensor) -> bool:
     return bool(is_fake(x))
 
 
+class _TablePenalty(torch.autograd.Function):
+    """rho(r) with penalty parameters given as tensors whose derivatives the table gives (d rho
+    / d param, and rho'): exact where autograd of the formula's branches is not (Barron's
+    alpha = 2). The backward is written in differentiable operations (a double backward
+    differentiates rho' and d rho / d param)."""
+
+    @staticmethod
+    def forward(ctx: Any, r: Tensor, job: Any, *values: Tensor) -> Tensor:  # type: ignore[override]
+        row, params, names = job
+        ctx.save_for_backward(r, *values)
+        ctx.job = job
+        return row.value(OPS, r, params.replace(**dict(zip(names, values))))  # type: ignore[no-any-return]
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        r, *values = ctx.saved_tensors
+        row, params, names = ctx.job
+        p = params.replace(**dict(zip(names, values)))
+        gr = g * row.grad(OPS, r, p) if ctx.needs_input_grad[0] else None
+        gp = [(g * row.param_grads[n](OPS, r, p)).sum_to_size(v.shape) if need else None
+              for n, v, need in zip(names, values, ctx.needs_input_grad[2:])]
+        return (gr, None, *gp)
+
+
 class TorchOps(Ops):
     """The pipeline's primitives in torch."""
 
@@ -73,6 +97,15 @@ class TorchOps(Ops):
 
     def is_traced(self, x: Any) -> bool:
         return isinstance(x, Tensor) and (x.requires_grad or self.is_abstract(x))
+
+    def penalty(self, row: Any, r: Tensor, params: Any) -> Tensor:
+        arrays = getattr(params, "arrays", None)
+        if (arrays and row.param_grads and all(n in row.param_grads for n in arrays)
+                and any(isinstance(v, Tensor) and v.requires_grad for v in arrays.values())
+                and not torch._C._are_functorch_transforms_active()):
+            names = tuple(arrays)  # a parameter differentiated: the table's derivatives (Barron's)
+            return _TablePenalty.apply(r, (row, params, names), *(arrays[n] for n in names))  # type: ignore[no-any-return]
+        return row.value(self, r, params)  # type: ignore[no-any-return]
 
     def where(self, cond: Tensor, x: Any, y: Any) -> Tensor:
         return torch.where(cond, x, y)

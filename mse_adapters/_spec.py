@@ -10,6 +10,7 @@ can be a static argument under ``jax.jit``, a Keras config and a torch module at
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -305,12 +306,15 @@ class LossSpec:
 
     # -- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-safe dict of every field (tuples become lists)."""
+        """A JSON-safe dict of every field (tuples become lists; an infinite parameter, Barron's
+        alpha = -inf, the string ``"-inf"``, which :meth:`from_dict` reads back)."""
         out: dict[str, Any] = {}
         for f in fields(self):
             if f.name.startswith("_"):
                 continue
             v = getattr(self, f.name)
+            if isinstance(v, float) and v in (math.inf, -math.inf):
+                v = repr(v)
             out[f.name] = list(v) if isinstance(v, tuple) else v
         return out
 
@@ -322,6 +326,9 @@ class LossSpec:
         if unknown:
             raise ValueError(f"unknown LossSpec field(s) {unknown}; known fields: {sorted(known)}")
         kw = dict(data)
+        for name in _RANGES:  # an infinite parameter, written as a string by to_dict
+            if kw.get(name) in ("inf", "-inf"):
+                kw[name] = float(kw[name])
         if isinstance(kw.get("multioutput"), list):
             kw["multioutput"] = tuple(kw["multioutput"])
         return cls(**kw)

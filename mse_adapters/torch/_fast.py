@@ -128,6 +128,12 @@ class Kernel:
         self.params = params
         self.ops = ops
 
+    @classmethod
+    def applies(cls, params: Any) -> bool:
+        """Whether this implementation computes the penalty at these (Python-float)
+        parameters; where not, the table's row runs."""
+        return True
+
     def value(self, r: Tensor, out: Tensor | None) -> Tensor:
         q = self.row.value(self.ops, r, self.params)
         return q if out is None else out.copy_(q)
@@ -222,10 +228,49 @@ class _Quantile(Kernel):
         return r.sign_().mul_(tau).add_(pos, alpha=1.0 - 2.0 * tau)
 
 
+class _Barron(Kernel):
+    """Barron's loss with Python-float alpha and scale, in place: each named case's closed form
+    (alpha = 2, 0, -inf), else scale**2 (b / a) expm1((a / 2) log1p(x**2 / b)), b = |a - 2|,
+    x = r / scale, and rho' = r (1 + x**2 / b)**(a / 2 - 1) (accurate to a few ulps times
+    log(x**2 / b), which the table's form avoids near alpha = 2: within :data:`NEAR_TWO` of it
+    the table's row runs)."""
+
+    NEAR_TWO = 1e-3
+
+    @classmethod
+    def applies(cls, params: Any) -> bool:
+        a = params.alpha
+        return a == 2.0 or abs(a - 2.0) >= cls.NEAR_TWO
+
+    def value(self, r: Tensor, out: Tensor | None) -> Tensor:
+        a, c2 = self.params.alpha, self.params.scale ** 2
+        q = torch.mul(r, r, out=out)
+        if a == 2.0:
+            return q.mul_(0.5)
+        if a == 0.0:
+            return q.mul_(0.5 / c2).log1p_().mul_(c2)
+        if a == -math.inf:
+            return q.mul_(-0.5 / c2).expm1_().mul_(-c2)
+        b = abs(a - 2.0)
+        return q.mul_(1.0 / (c2 * b)).log1p_().mul_(0.5 * a).expm1_().mul_(c2 * b / a)
+
+    def grad_(self, r: Tensor) -> Tensor:
+        a, c2 = self.params.alpha, self.params.scale ** 2
+        if a == 2.0:
+            return r
+        s = torch.mul(r, r, out=scratch(r, "barron"))
+        if a == -math.inf:
+            return r.mul_(s.mul_(-0.5 / c2).exp_())
+        if a == 0.0:
+            return r.div_(s.mul_(0.5 / c2).add_(1.0))
+        b = abs(a - 2.0)
+        return r.mul_(s.mul_(1.0 / (c2 * b)).log1p_().mul_(0.5 * a - 1.0).exp_())
+
+
 #: The eager kernels with Python-float parameters (a tensor parameter takes the table's).
 KERNELS: dict[str, type[Kernel]] = {"square": _Square, "abs": _Abs, "huber": _Huber, "smooth_l1": _SmoothL1,
                                     "log_cosh": _LogCosh, "expectile": _Expectile,
-                                    "pseudo_huber": _PseudoHuber, "quantile": _Quantile}
+                                    "pseudo_huber": _PseudoHuber, "quantile": _Quantile, "barron": _Barron}
 
 
 def kernel(name: str, params: Any, ops: Any, tensor_params: bool) -> Kernel:
@@ -235,7 +280,8 @@ def kernel(name: str, params: Any, ops: Any, tensor_params: bool) -> Kernel:
         return Kernel(name, params, ops)
     if name == "smooth_l1" and params.beta == 0.0:
         return _Abs(name, params, ops)
-    return KERNELS.get(name, Kernel)(name, params, ops)
+    cls = KERNELS.get(name, Kernel)
+    return (cls if cls.applies(params) else Kernel)(name, params, ops)
 
 
 class Plan:

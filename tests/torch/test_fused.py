@@ -33,6 +33,7 @@ import mse_adapters.torch as mt  # noqa: E402
 from mse_adapters import LossSpec, preset  # noqa: E402
 from mse_adapters._penalties import PENALTY_TABLE  # noqa: E402
 from mse_adapters._presets import PRESET_TABLE  # noqa: E402
+from mse_adapters._presets import row as preset_row  # noqa: E402
 from tests.conformance.harness import assert_close  # noqa: E402
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "float16": torch.float16,
@@ -40,22 +41,23 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32, "float16": torch.f
 FUSED_NODE = "FusedLossBackward"
 GENERAL = mt.loss  # the general pipeline
 REDUCTIONS = ("none", "sum", "mean", "sum_over_batch_size", "per_sample", "per_output")
-#: A non-default value of every penalty parameter (a point of the residuals sits on it).
-PARAM_VALUES = {"delta": 0.5, "beta": 0.5, "tau": 0.75}
+#: A non-default value of every penalty parameter of the table: half its default (delta and
+#: beta 0.5: a point of the residuals sits on the kink; tau 0.25; Barron's alpha 0.5, scale 0.5).
+PARAM_VALUES = {q.name: 0.5 * getattr(LossSpec(), q.name) for pen in PENALTY_TABLE.values() for q in pen.params}
 
 
 def general(spec):
     return lambda **kw: GENERAL(spec, **kw)
 
 
-def _with_params(spec: LossSpec) -> LossSpec:
-    names = [q.name for q in PENALTY_TABLE[spec.penalty].params] if spec.penalty in PENALTY_TABLE else []
-    return spec.replace(**{n: PARAM_VALUES[n] for n in names})
+def _with_params(spec: LossSpec, name: str) -> LossSpec:
+    """The preset ``name``'s spec with its parameters (those its bindings take) at PARAM_VALUES."""
+    return spec.replace(**{n: PARAM_VALUES[n] for n in preset_row(name).params})
 
 
 def _spec(name: str, **changes) -> LossSpec | None:
     try:
-        return _with_params(preset(name, **changes))
+        return _with_params(preset(name, **changes), name)
     except ValueError:  # a combination the contract does not define (RMSE of a sum)
         return None
 
@@ -73,7 +75,7 @@ def fast_only(monkeypatch):
 
 def _tensors(shape, dtype, seed=0):
     """(pred, target) with an exact zero residual and one of exactly 0.5 (= every parameter
-    of PARAM_VALUES: the kink of Huber and Smooth L1)."""
+    of PARAM_VALUES for delta and beta: the kink of Huber and Smooth L1)."""
     g = torch.Generator().manual_seed(seed)
     t = torch.randn(shape, generator=g, dtype=torch.float64) * 2
     p = t + torch.randn(shape, generator=g, dtype=torch.float64)
@@ -114,7 +116,7 @@ def _compare(fast_out, fast_grads, gen_out, gen_grads, dtype: str, what: str):
 # -- the plain path ------------------------------------------------------------------------
 
 #: The presets whose default spec torch's own kernels compute (with a non-default parameter).
-PLAIN = [row.name for row in PRESET_TABLE if mt._plain_path(_with_params(row.spec)) is not None]
+PLAIN = [r.name for r in PRESET_TABLE if mt._plain_path(_with_params(r.spec, r.name)) is not None]
 
 
 def test_the_plain_path_covers_the_torch_nn_built_ins():
@@ -298,9 +300,8 @@ def test_fused_path_functional_forms(fast_only):
         if row.name not in FUSED:
             continue
         fn = getattr(mt, row.torch_fn)
-        spec = _with_params(preset(row.name, missing="nan"))
-        params = {k: getattr(spec, k) for k in PARAM_VALUES if k in {q.name for q in
-                                                                      PENALTY_TABLE[spec.penalty].params}}
+        spec = _with_params(preset(row.name, missing="nan"), row.name)
+        params = {k: getattr(spec, k) for k in row.params}
         fo, fg, _ = _run(lambda fn=fn, params=params, **kw: fn(**kw, missing="nan", **params), args, wrt)
         go, gg, _ = _run(general(spec), args, wrt)
         assert type(fo.grad_fn).__name__ == FUSED_NODE, row.torch_fn

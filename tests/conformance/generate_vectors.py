@@ -50,6 +50,17 @@ def rho(spec: dict[str, Any], r: float) -> tuple[float, float]:
         d = spec.get("delta", 1.0)
         root = math.sqrt(1 + (r / d) ** 2)
         return d * d * (root - 1), r / root
+    if p == "barron":  # Barron (CVPR 2019), straight from the paper's definition and its limits
+        alpha, c = spec.get("alpha", 1.0), spec.get("scale", 1.0)
+        x2 = (r / c) ** 2
+        if alpha == 2:
+            return 0.5 * r * r, r
+        if alpha == 0:
+            return c * c * math.log(0.5 * x2 + 1), r / (0.5 * x2 + 1)
+        if alpha == -math.inf:
+            return c * c * (1 - math.exp(-0.5 * x2)), r * math.exp(-0.5 * x2)
+        b = abs(alpha - 2)
+        return c * c * b / alpha * ((x2 / b + 1) ** (alpha / 2) - 1), r * (x2 / b + 1) ** (alpha / 2 - 1)
     raise ValueError(p)
 
 
@@ -244,7 +255,9 @@ def cases() -> list[dict[str, Any]]:
         {"penalty": "huber", "delta": 0.5}, {"penalty": "smooth_l1", "beta": 0.5},
         {"penalty": "smooth_l1", "beta": 0.0}, {"penalty": "log_cosh"},
         {"penalty": "expectile", "tau": 0.8}, {"penalty": "quantile", "tau": 0.3},
-        {"penalty": "pseudo_huber", "delta": 0.6},
+        {"penalty": "pseudo_huber", "delta": 0.6}, {"penalty": "barron", "alpha": 0.5, "scale": 0.7},
+        {"penalty": "barron", "alpha": 0.0, "scale": 1.0}, {"penalty": "barron", "alpha": -2.0, "scale": 0.8},
+        {"penalty": "barron", "alpha": -math.inf, "scale": 1.2}, {"penalty": "barron", "alpha": 3.0, "scale": 1.0},
     ]
     for pen in penalties:
         tag = "-".join(str(x) for x in pen.values())

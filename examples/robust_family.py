@@ -14,9 +14,10 @@ c learned together by Adam (Z(alpha), the integral of exp(-f(x, alpha)), is tabu
 quadrature and interpolated; it diverges for alpha < 0). Huber's influence is bounded but
 never falls back: the gross errors still pull its line up; the adaptive loss learns alpha
 near 0 (Cauchy), whose influence redescends, and recovers the line. The fourth panel
-compares the learned density with the Barron fit's residuals. The loss is the penalty
-table's row evaluated by torch (``mse_adapters._penalties.BARRON``, its derivatives by
-autograd).
+compares the learned density with the Barron fit's residuals. The loss is
+``mse_adapters.torch.barron_loss`` with ``alpha`` and ``scale`` tensors that require grad
+(their derivatives are the penalty table's, exact across alpha = 0 and 2); the curves are
+the NumPy reference's ``barron`` and its ``value_and_grad``.
 
 Run: ``python examples/robust_family.py`` (a few seconds on a CPU).
 """
@@ -24,21 +25,19 @@ Run: ``python examples/robust_family.py`` (a few seconds on a CPU).
 from __future__ import annotations
 
 import math
-from collections import namedtuple
 
 import numpy as np
 import torch
 from _gallery import plt, save
 
-from mse_adapters._host import HOST
-from mse_adapters._penalties import BARRON
-from mse_adapters.torch import OPS, HuberLoss, MSELoss
+import mse_adapters.numpy as mnp
+from mse_adapters import preset
+from mse_adapters.torch import HuberLoss, MSELoss, barron_loss
 
 N, SD, OUTLIERS, INTERCEPT, SLOPE, STEPS = 400, 0.5, 0.25, 1.0, 2.0, 500
 #: alpha: label (the named cases)
 FAMILY = {-math.inf: "-inf (Welsch)", -2.0: "-2 (Geman-McClure)", 0.0: "0 (Cauchy)", 0.5: "0.5",
           1.0: "1 (pseudo-Huber)", 2.0: "2 (half the square)"}
-Params = namedtuple("Params", "alpha scale")
 #: log Z(alpha) on [0, 2] (Barron's adaptive loss keeps alpha inside, where Z is finite)
 ALPHA_GRID = np.linspace(0.0, 2.0, 201)
 
@@ -49,10 +48,21 @@ def log_partition() -> np.ndarray:
     s, w = np.polynomial.legendre.leggauss(400)
     s, w = (s + 1) / 2, w / 2
     x = s / (1 - s)
-    f = BARRON.value(HOST, x[None, :], Params(ALPHA_GRID[:, None], 1.0))
+    f = rho(np.broadcast_to(x, (len(ALPHA_GRID), len(x))), ALPHA_GRID[:, None])
     z = 2 * np.sum(w * np.exp(-f) / (1 - s) ** 2, axis=1)
     assert abs(z[0] - math.pi * math.sqrt(2)) < 1e-6 and abs(z[-1] - math.sqrt(2 * math.pi)) < 1e-6
     return np.log(z)
+
+
+def rho(r: np.ndarray, alpha: float | np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """Barron's rho, elementwise (the reference's, reduction "none")."""
+    return np.asarray(mnp.barron(np.zeros_like(r), r, alpha=alpha, scale=scale, reduction="none"))
+
+
+def influence(r: np.ndarray, alpha: float) -> np.ndarray:
+    """rho'(r): the reference's exact gradient of the elementwise loss."""
+    _, grads = mnp.value_and_grad(preset("barron", alpha=alpha, reduction="none"), np.zeros_like(r), r)
+    return grads["y_pred"]
 
 
 def interpolate(table: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
@@ -74,8 +84,8 @@ def fit(x: torch.Tensor, y: torch.Tensor, loss: str, log_z: torch.Tensor) -> dic
         pred = line[0] + line[1] * x
         if loss == "Barron":
             alpha, c = 2 * torch.sigmoid(shape[0]), torch.nn.functional.softplus(shape[1] + 0.5413) + 1e-3
-            rho = BARRON.value(OPS, pred - y, Params(alpha, c))
-            value = (rho / (c * c)).mean() + torch.log(c) + interpolate(log_z, alpha)
+            per_point = barron_loss(pred, y, alpha=alpha, scale=c, reduction="none")
+            value = (per_point / (c * c)).mean() + torch.log(c) + interpolate(log_z, alpha)
         else:
             value = (mse if loss == "MSE" else huber)(pred, y)
         value.backward()
@@ -91,9 +101,8 @@ def fit(x: torch.Tensor, y: torch.Tensor, loss: str, log_z: torch.Tensor) -> dic
 def draw_family(ax: plt.Axes, bx: plt.Axes) -> None:
     r = np.linspace(-6, 6, 601)
     for alpha, label in FAMILY.items():
-        p = Params(alpha, 1.0)
-        ax.plot(r, BARRON.value(HOST, r, p), label=f"alpha = {label}")
-        bx.plot(r, BARRON.grad(HOST, r, p), label=f"alpha = {label}")
+        ax.plot(r, rho(r, alpha), label=f"alpha = {label}")
+        bx.plot(r, influence(r, alpha), label=f"alpha = {label}")
     ax.set_ylim(0, 6)
     ax.set_title("rho(x), scale 1")
     bx.set_ylim(-2.5, 2.5)
@@ -137,7 +146,7 @@ def main() -> None:
     dx.hist(res, bins=edges, density=True, color="lightgray", label="residuals of the Barron fit")
     t = np.linspace(-5, 30, 701)
     k = int(round(b["alpha"] / (ALPHA_GRID[1] - ALPHA_GRID[0])))
-    density = np.exp(-BARRON.value(HOST, t / b["scale"], Params(b["alpha"], 1.0)) - log_z.numpy()[k]) / b["scale"]
+    density = np.exp(-rho(t / b["scale"], b["alpha"]) - log_z.numpy()[k]) / b["scale"]
     dx.plot(t, density, label=f"learned: alpha {b['alpha']:.2f}, scale {b['scale']:.2f}")
     dx.plot(t, np.exp(-t**2 / 2 / res.var()) / math.sqrt(2 * math.pi * res.var()), "--",
             label="Gaussian of the same variance (MSE's)")

@@ -14,10 +14,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 PAGES = sorted(p for p in DOCS.rglob("*.md") if ">>>" in p.read_text(encoding="utf-8"))
 FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
-#: Examples that draw a figure but have no page yet, each until its branch wires it in (then
-#: the test fails until it is removed from here): robust_family, Barron's loss (issue 21),
-#: with the public BarronLoss.
-UNLISTED = frozenset({"robust_family"})
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(DOCS)))
@@ -30,8 +26,7 @@ def test_the_gallery_is_complete() -> None:
     marker = re.compile(r"<!-- gallery:(\w+) -->")
     named = {n for p in DOCS.rglob("*.md") for n in marker.findall(p.read_text(encoding="utf-8"))}
     drawing = {p.stem for p in (ROOT / "examples").glob("[!_]*.py") if "from _gallery import" in p.read_text()}
-    assert UNLISTED <= drawing and not UNLISTED & named, UNLISTED
-    assert named == drawing - UNLISTED, (named ^ (drawing - UNLISTED))
+    assert named == drawing, (named ^ drawing)
     listed = (DOCS / "gallery" / "index.md").read_text(encoding="utf-8")
     for page in (DOCS / "gallery").glob("*.md"):
         assert page.name == "index.md" or f"({page.name})" in listed, page.name

@@ -95,13 +95,14 @@ def test_torch_window(name: str, reduction: str, multioutput: str) -> None:
 
 @pytest.mark.parametrize("name", LINEAR)
 def test_torch_fused_window(name: str) -> None:
-    """Micro-batches large enough for the fused autograd.Function: it divides by the given
-    normalizer (value and gradient equal the one-shot fused loss)."""
+    """Micro-batches large enough for the fused autograd.Function's blocked forward (smaller
+    ones take its direct forward, as every case above): it divides by the given normalizer
+    (value and gradient equal the one-shot fused loss)."""
     torch = pytest.importorskip("torch")
     from mse_adapters import torch as mt
 
     g = torch.Generator().manual_seed(0)
-    rows = 3 * mt.SQUARE_MIN_NUMEL // 3 + 7
+    rows = mt._torch_fast.DIRECT // 3 + 7
     pred = torch.randn(3 * rows, 3, generator=g, dtype=torch.float64, requires_grad=True)
     target = torch.randn(3 * rows, 3, generator=g, dtype=torch.float64)
     mask = torch.rand(3 * rows, 3, generator=g) > 0.3

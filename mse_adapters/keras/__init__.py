@@ -193,6 +193,27 @@ class KerasOps(Ops):
     def log1p(self, x: Array) -> Array:
         return ops.log1p(x)
 
+    def penalty(self, row: Any, r: Array, params: Any) -> Array:
+        arrays = getattr(params, "arrays", None)
+        if not (arrays and row.param_grads and all(n in row.param_grads for n in arrays)):
+            return row.value(self, r, params)
+        # array parameters whose derivatives the table gives (Barron's): those, not an
+        # autodiff of the formula's branches (exact at alpha = 2)
+        names = tuple(arrays)
+
+        @ops.custom_gradient
+        def rho(x: Array, *values: Array) -> Any:
+            p = params.replace(**dict(zip(names, values)))
+
+            def grad(*args: Array, upstream: Array | None = None) -> Any:
+                g = args[0] if upstream is None else upstream  # (torch passes it as a keyword)
+                return (g * row.grad(self, x, p),
+                        *(_sum_to(g * row.param_grads[n](self, x, p), tuple(v.shape)) for n, v in zip(names, values)))
+
+            return row.value(self, x, p), grad
+
+        return rho(r, *(arrays[n] for n in names))
+
     def clamp_min_nograd(self, x: Array, lo: float) -> Array:
         # A custom gradient, not x + stop_gradient(max(x, lo) - x): TensorFlow's graph
         # optimiser reassociates that sum ((lo + x) - x: 1% off at lo = 1e-6).
@@ -283,6 +304,13 @@ class KerasOps(Ops):
                 super().verify(checks)
             except _tracer_errors():
                 return  # JAX: a constant inside a mapped context is abstract there
+
+
+def _sum_to(x: Array, shape: tuple[Any, ...]) -> Array:
+    """``x`` summed over the axes that ``shape`` broadcasts (a cotangent to its operand)."""
+    lead = len(x.shape) - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape) if s == 1 and x.shape[lead + i] != 1)
+    return ops.reshape(ops.sum(x, axis=axes), shape) if axes else x
 
 
 def _compile_time_eval() -> Any:

@@ -331,7 +331,7 @@ class _AllReduceSum(torch.autograd.Function):
     """The sums of tensors across a group's ranks, in one collective (packed). Its backward is
     the cotangent times the group's size, with no communication: the loss built from the
     sums is the same on every rank, so every rank's cotangent is the same, and the exact
-    backward (the sum of the ranks' cotangents) is that. DDP and FSDP then average the
+    backward (the sum of the ranks' cotangents) is that. DDP and FSDP2 then average the
     ranks' gradients, which gives the single-process gradient of the global batch."""
 
     @staticmethod
@@ -584,7 +584,7 @@ class Loss(nn.Module):
         """The loss. ``normalizer``: the denominator to divide by instead of the batch's own
         (the window's, :meth:`normalizer` summed over its micro-batches): the micro-batch
         losses then add up to the window's, value and gradient. With a ``process_group`` the
-        loss is the global batch's on every rank, scaled so that DDP's (or FSDP's) averaging
+        loss is the global batch's on every rank, scaled so that DDP's (or FSDP2's) averaging
         of the ranks' gradients gives the single-process gradient."""
         fixed = self._fixed()
         bare = (weight is None and sample_weight is None and mask is None and var is None and normalizer is None

@@ -1,7 +1,8 @@
-"""torch DDP over gloo on 127.0.0.1 (2 and 4 local processes, bounded time): with the loss'
-``process_group`` (and, over a 4-micro-batch window, ``no_sync`` and ``normalizer=``) the
-parameters' gradient after DDP's averaging equals the single-process gradient on the global
-batch, for every preset of the preset table (linear ones with ``mean`` and
+"""torch DDP (2 and 4 local processes) and FSDP2 (``fully_shard``, 2 processes) over gloo on
+127.0.0.1, in bounded time: with the loss' ``process_group`` (and, over a 4-micro-batch
+window, no gradient sync but on the last and ``normalizer=``) the parameters' gradient after
+the engine's averaging (FSDP2: its reduce-scatter, gathered back) equals the single-process
+gradient on the global batch, and the loss is the global batch's, for every preset of the preset table (linear ones with ``mean`` and
 ``sum_over_batch_size``, RMSE, NMSE and R^2 with their own reduction), with uneven shards,
 weights, masks and a rank with no valid element."""
 
@@ -43,11 +44,16 @@ def reference(name: str, reduction: str | None, world: int, micros: int, scale: 
     return float(loss.detach()), model.weight.grad.numpy(), model.bias.grad.numpy()
 
 
-@pytest.fixture(scope="module", params=[2, 4], ids=lambda w: f"world{w}")
+#: (engine, world size): the worker's engines (``fully_shard`` is FSDP2, which runs on CPU over
+#: gloo; FSDP1's FullyShardedDataParallel refuses a CPU-only process).
+RUNS = [("ddp", 2), ("ddp", 4), ("fully_shard", 2)]
+
+
+@pytest.fixture(scope="module", params=RUNS, ids=lambda r: f"{r[0]}-world{r[1]}")
 def run(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[int, list[dict]]:
-    world = request.param
-    out = tmp_path_factory.mktemp(f"ddp{world}")
-    launch(WORKER, world, [str(out)], timeout=180)
+    engine, world = request.param
+    out = tmp_path_factory.mktemp(f"{engine}{world}")
+    launch(WORKER, world, [str(out), engine], timeout=180)
     return world, [dict(np.load(out / f"rank{r}.npz")) for r in range(world)]
 
 

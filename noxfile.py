@@ -7,6 +7,7 @@ into a virtual environment that is reused between runs.
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import pathlib
 import re
@@ -16,6 +17,10 @@ import nox
 
 nox.options.reuse_venv = "yes"
 nox.options.sessions = ["tests"]
+nox.options.default_venv_backend = "virtualenv"  # explicit: nox's own dependency, no uv needed
+# nox probes for uv (an optional backend) whatever the backend, and logs its absence as
+# "uv binary not found." in every session: not a problem here, so that one line is dropped.
+logging.getLogger("nox").addFilter(lambda record: record.getMessage() != "uv binary not found.")
 
 CONSTRAINTS = ("-c", "constraints/ci.txt")
 KERAS_BACKENDS = ("tensorflow", "jax", "torch")
@@ -44,15 +49,18 @@ def _install(session: nox.Session, extras: str) -> None:
 
 @nox.session
 def demo(session: nox.Session) -> None:
-    """Every installed backend, side by side with the float64 reference."""
+    """Run the demo: every installed backend side by side with the float64 reference."""
     _install(session, "all")
     session.run("python", "-m", "mse_adapters.demo")
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Lint, type-check, the whole suite, the Keras suite under each Keras backend, the
-    examples, and the docs site (`mkdocs build --strict`, which runs the gallery's examples)."""
+    """Run everything CI runs: lint, types, tests, examples, docs and the wheel.
+
+    Lint, type-check, the whole suite, the Keras suite under each Keras backend, the examples,
+    the docs site (`mkdocs build --strict`, which runs the gallery's examples) and a wheel
+    installed into a clean environment."""
     _install(session, "dev")
     session.run("ruff", "check", "mse_adapters", "tests", "examples", "benchmarks", "docs", "noxfile.py")
     session.run("mypy")
@@ -88,12 +96,15 @@ def _check_wheel(session: nox.Session) -> None:
     dist, venv = os.path.join(tmp, "dist"), os.path.join(tmp, "wheel-venv")
     for path in (dist, venv):
         shutil.rmtree(path, ignore_errors=True)
-    session.run("python", "-m", "build", "--no-isolation", "--outdir", dist, ".")
+    # silent: the build's ~220 lines of copying/adding show only if it fails
+    if session.run("python", "-m", "build", "--no-isolation", "--outdir", dist, ".", silent=True) is None:
+        return  # --install-only: nothing runs, so there is no wheel to install
     (wheel,) = glob.glob(os.path.join(dist, "*.whl"))
     assert glob.glob(os.path.join(dist, "*.tar.gz")), "no sdist was built"
     session.run("python", "-m", "venv", "--without-pip", venv)
     python = os.path.join(venv, "bin", "python")
-    session.run("python", "-m", "pip", "--python", python, "install", "-q", f"{wheel}[all]", *CONSTRAINTS)
+    session.run("python", "-m", "pip", "--python", python, "install", "-q", f"{wheel}[all]", *CONSTRAINTS,
+                silent=True)  # its output (pip notices) only on a failure
     check = ("import importlib, os, sys; mods = [importlib.import_module(m) for m in sys.argv[1:]]; "
              "assert all(os.path.realpath(m.__file__).startswith(os.path.realpath(sys.prefix)) for m in mods), "
              "[m.__file__ for m in mods]; print('the wheel imports', len(mods), 'modules')")
@@ -107,9 +118,11 @@ def _build_docs(session: nox.Session, site_dir: str) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """The documentation site, `mkdocs build --strict` into site/ (a broken link or reference
-    fails): the API reference from the docstrings, and the gallery, whose examples the build
-    runs to draw their figures (docs/hooks.py). `nox -s docs -- serve` serves it instead."""
+    """Build the documentation site into site/ with `mkdocs build --strict`.
+
+    A broken link or reference fails. The API reference comes from the docstrings, and the
+    gallery's examples run to draw their figures (docs/hooks.py). `nox -s docs -- serve`
+    serves the site instead."""
     _install(session, "all,docs")
     if session.posargs[:1] == ["serve"]:
         session.run("mkdocs", "serve", *session.posargs[1:], env={"NO_MKDOCS_2_WARNING": "1"})
@@ -119,6 +132,7 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
+    """Lint (ruff) and type-check (mypy) only, in a small environment."""
     session.install("ruff", "mypy", "numpy", *CONSTRAINTS)
     session.run("ruff", "check", "mse_adapters", "tests", "examples", "benchmarks", "docs", "noxfile.py")
     session.run("mypy")
@@ -126,9 +140,11 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks against the frameworks' built-ins, one thread, interleaved, with their targets judged:
-    writes benchmarks/results/latest.md and latest.json. Arguments after `--` go to
-    `python -m benchmarks` (e.g. `-- --backends torch --sizes 1e2,1e7 --readme`)."""
+    """Benchmark the losses and metrics against the frameworks' built-ins.
+
+    One thread, interleaved, with their targets judged: writes benchmarks/results/latest.md and
+    latest.json. Arguments after `--` go to `python -m benchmarks` (e.g.
+    `-- --backends torch --sizes 1e2,1e7 --readme`)."""
     _install(session, "all")
     session.run("python", "-m", "benchmarks", *session.posargs)
     # whitening (GLS) against the float32 explicit inverse and MultivariateNormal

@@ -16,10 +16,11 @@ from __future__ import annotations
 import os
 import tempfile
 
+from mse_adapters.keras import MeanSquaredError  # first: it imports Keras with TensorFlow's start-up logging filtered
+
+# isort: split
 import keras
 import numpy as np
-
-from mse_adapters.keras import MeanSquaredError
 
 
 def main() -> None:

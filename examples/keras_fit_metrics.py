@@ -13,12 +13,13 @@ from __future__ import annotations
 import os
 import tempfile
 
+import mse_adapters.keras as mk  # first: it imports Keras with TensorFlow's start-up logging filtered
+from mse_adapters.keras import metrics
+
+# isort: split
 import keras
 import numpy as np
 from sklearn.metrics import r2_score, root_mean_squared_error
-
-import mse_adapters.keras as mk
-from mse_adapters.keras import metrics
 
 
 def main() -> None:

@@ -45,10 +45,11 @@ def _torch(spec: LossSpec, a: dict[str, Any]) -> tuple[Any, np.ndarray]:
 
 
 def _jax(spec: LossSpec, a: dict[str, Any]) -> tuple[Any, np.ndarray]:
+    from . import jax as mj  # first: it imports JAX with XLA's start-up logging filtered (_quiet.py)
+
+    # isort: split
     import jax
     import jax.numpy as jnp
-
-    from . import jax as mj
 
     fn = mj.compile(spec)
 
@@ -62,9 +63,10 @@ def _jax(spec: LossSpec, a: dict[str, Any]) -> tuple[Any, np.ndarray]:
 
 
 def _keras(spec: LossSpec, a: dict[str, Any]) -> tuple[Any, np.ndarray]:
-    import keras
+    from . import keras as mk  # first: it imports Keras with TensorFlow's start-up logging filtered
 
-    from . import keras as mk
+    # isort: split
+    import keras
 
     loss = mk.compile(spec)
     pred = keras.Variable(np.asarray(a["pred"], np.float32))
@@ -133,16 +135,19 @@ def _cases() -> list[tuple[str, LossSpec, dict[str, Any]]]:
     ]
 
 
+def _num(v: float, digits: int) -> str:
+    """``v`` to ``digits`` decimals, with no sign on a zero (``-0.0``, or a tiny negative
+    that rounds to zero, prints as NumPy's ``0.0`` does: the backends differ in the sign)."""
+    return f"{round(float(v), digits) + 0.0: .{digits}f}"
+
+
 def _fmt(x: Any, n: int = 4) -> str:
     a = np.asarray(x, dtype=np.float64).ravel()
-    body = " ".join(f"{v: .5f}" for v in a[:n])
-    return ("[" + body + (" ..." if a.size > n else "") + "]") if np.ndim(x) else f"{float(x): .7f}"
+    body = " ".join(_num(v, 5) for v in a[:n])
+    return ("[" + body + (" ..." if a.size > n else "") + "]") if np.ndim(x) else _num(float(x), 7)
 
 
 def main() -> None:
-    # TensorFlow's C++ start-up lines would land in the middle of the table (set before any
-    # import of TensorFlow; a value the user set is kept)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     available = {name: run for name, (mod, run) in RUNNERS.items()
                  if importlib.util.find_spec(mod) is not None}
     skipped = sorted(set(RUNNERS) - set(available))

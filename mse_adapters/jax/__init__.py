@@ -54,12 +54,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-from jax import lax
-from jax.experimental import checkify as _checkify
-from jax.typing import ArrayLike
 
 from .. import _core
 from .. import _messages as msg
@@ -67,8 +62,16 @@ from .._ops import ArgNames, Check, Ops, check_input
 from .._penalties import PENALTY_TABLE
 from .._prepare import NO_FIXED, Call, Context, Fixed, batch_normalizer, prepare, split_params
 from .._presets import PRESET_TABLE, F, documented, preset
+from .._quiet import framework_import
 from .._spec import LossSpec
 from .._whiten import HostMatrix, pick_matrix, resolve_spec
+
+with framework_import():  # XLA's start-up logging kept out of the user's output (_quiet.py)
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+    from jax.experimental import checkify as _checkify
+    from jax.typing import ArrayLike
 
 __all__ = [
     "squared_error", "absolute_error", "l2_loss", "huber_loss", "gaussian_nll", "multivariate_gaussian_nll",

@@ -53,9 +53,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import keras
 import numpy as np
-from keras import ops
 
 from .. import _core
 from .. import _messages as msg
@@ -76,8 +74,15 @@ from .._prepare import (
     weight_check,
 )
 from .._presets import PRESET_TABLE, docstring, preset
+from .._quiet import framework_import, tensorflow_on_the_side
 from .._spec import LossSpec
 from .._whiten import HostMatrix, host_array, host_factor, pick_matrix, resolve_spec
+
+with framework_import():  # TensorFlow's start-up logging kept out of the user's output (_quiet.py)
+    import keras
+    from keras import ops
+if keras.backend.backend() != "tensorflow":
+    tensorflow_on_the_side()
 
 __all__ = [
     "Loss", "GaussianNLL", "MultivariateGaussianNLL", "KerasOps", "KERAS_REDUCTIONS",

@@ -28,7 +28,7 @@ KERAS_CI_DTYPES = {"jax": "float32"}  # MSE_ADAPTERS_KERAS_DTYPES; empty: all fo
 #: pytest-xdist workers (CI has 2 cores); PYTEST_WORKERS=0 runs in one process.
 WORKERS = ("-n", os.environ.get("PYTEST_WORKERS", "2"))
 #: The hardening tests with a Keras runner (they honour MSE_ADAPTERS_TEST_BACKENDS).
-KERAS_HARDENING = tuple(f"tests/hardening/test_{n}.py" for n in ("catalogue", "traced", "precision"))
+KERAS_HARDENING = tuple(f"tests/hardening/test_{n}.py" for n in ("catalogue", "traced", "precision", "param_types"))
 #: What runs again under each other Keras backend.
 KERAS_RERUN = ("tests/keras", "tests/oracles/test_keras_losses.py", "tests/conformance", *KERAS_HARDENING,
                *(f"tests/metrics/test_{n}.py" for n in ("streaming", "accuracy", "oracles", "keras_fit")))

@@ -79,6 +79,11 @@ def not_an_array(name: str, what: str, type_name: str) -> str:
     return f"{name} must be {what}, got {type_name}"
 
 
+def param_type(name: str, got: str) -> str:
+    """A penalty parameter (``delta``, ``beta``, ``tau``) of a type no loss takes."""
+    return f"{name} must be a real number or an array of real numbers, got {got}"
+
+
 def missing_dtype(target: str, dtype: str) -> str:
     return (f"missing='nan' marks missing targets with NaN, but {target} has dtype {dtype}, which cannot hold "
             "NaN; pass floating-point targets or a mask")

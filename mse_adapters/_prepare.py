@@ -556,7 +556,26 @@ def split_params(fields: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
     array, a tensor, a tracer, a variable) is an array parameter of the call."""
     arrays = {k: v for k, v in fields.items()
               if k in PARAM_NAMES and (isinstance(v, bool) or not isinstance(v, (int, float)))}
+    for k, v in arrays.items():
+        check_param_type(k, v)
     return {k: v for k, v in fields.items() if k not in arrays}, arrays
+
+
+def check_param_type(name: str, value: Any) -> None:
+    """A penalty parameter that is neither a real number nor an array of real numbers (a
+    str, a complex, a bool, None, a list of str): a TypeError naming it, the same in every
+    backend, before any framework converts it (torch's own error names no argument, and
+    torch would take a complex number). A framework's tensor is checked with the call's
+    arrays (:func:`~mse_adapters._ops.check_input`)."""
+    if value is None or isinstance(value, (str, bytes, complex, bool)):
+        raise TypeError(msg.param_type(name, repr(value)))
+    if isinstance(value, (list, tuple, np.ndarray, np.generic)):
+        try:
+            dtype = str(np.asarray(value).dtype)
+        except ValueError:  # a ragged sequence
+            dtype = "object"
+        if kind(dtype) not in "iuf":
+            raise TypeError(msg.param_type(name, f"{type(value).__name__} with dtype {dtype}"))
 
 
 def fixed_weight(ops: Ops, name: str, w: Any, check_values: bool, dtype: str | None = None,

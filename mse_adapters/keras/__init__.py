@@ -530,6 +530,28 @@ def _squeezed(s: tuple[Any, ...], units: tuple[Any, ...]) -> tuple[Any, ...]:
     return s[:-1] if len(s) == len(units) + 1 and s[-1] == 1 else s
 
 
+def _any_rank(evaluate: Callable[[Array], Array], sample_weight: Array, y_pred: Array) -> Array:
+    """``evaluate(sample_weight)`` for a sample weight of unknown rank. (TensorFlow alone:
+    one compiled ``model.fit`` step called with ``(B,)`` and then ``(B, d)`` sample weights,
+    or the reverse, is retraced with the weight relaxed to an unknown rank.) A sample
+    weight is leading-aligned, so it has the shape of a leading prefix of ``y_pred``'s: the
+    prefix of the weight's size is chosen at run time (``tf.cond``). Prefixes of the same
+    size differ by 1s only, which the alignment pads: either gives the same loss."""
+    import tensorflow as tf
+
+    dynamic, static = tf.shape(y_pred), tuple(y_pred.shape)
+    size = tf.size(sample_weight)
+
+    def prefix(k: int) -> Callable[[], Array]:
+        shape = [dynamic[i] if static[i] is None else static[i] for i in range(k)]
+        return lambda: evaluate(tf.reshape(sample_weight, shape))
+
+    out = prefix(len(static))  # the full shape: a weight of another size fails in its reshape
+    for k in range(len(static) - 1, -1, -1):
+        out = functools.partial(tf.cond, tf.equal(size, tf.reduce_prod(dynamic[:k])), prefix(k), out)
+    return out()
+
+
 def _fast_path_applies(reduction: str, pshape: tuple[Any, ...], tshape: tuple[Any, ...], sw: Array | None,
                        kmask: Array | None) -> bool:
     """Whether Keras' built-in computation equals the contract for these (static) shapes."""
@@ -729,14 +751,20 @@ class _SpecLoss(keras.losses.Loss):
             if sample_weight is not None:
                 check_input(_OPS, NAMES.sample_weight, sample_weight)
                 sample_weight = ops.convert_to_tensor(sample_weight, dtype=dtype)
-            fn = self._keras_fn
-            replicas = _replica_sum() if self.spec.reduction in ("mean", "sum_over_batch_size") else None
-            if (fn is not None and weight is None and mask is None and var is None and normalizer is None
-                    and replicas is None
-                    and _fast_path_applies(self._keras_reduction, tuple(y_pred.shape), tuple(y_true.shape),
-                                           sample_weight, kmask)):
-                return self._keras(fn, y_true, y_pred, sample_weight, kmask)
-            return self._general(y_true, y_pred, sample_weight, weight, mask, kmask, var, normalizer, replicas)
+
+            def evaluate(sw: Array | None) -> Array:
+                fn = self._keras_fn
+                replicas = _replica_sum() if self.spec.reduction in ("mean", "sum_over_batch_size") else None
+                if (fn is not None and weight is None and mask is None and var is None and normalizer is None
+                        and replicas is None
+                        and _fast_path_applies(self._keras_reduction, tuple(y_pred.shape), tuple(y_true.shape),
+                                               sw, kmask)):
+                    return self._keras(fn, y_true, y_pred, sw, kmask)
+                return self._general(y_true, y_pred, sw, weight, mask, kmask, var, normalizer, replicas)
+
+            if sample_weight is not None and getattr(sample_weight.shape, "rank", 0) is None:  # TensorFlow
+                return _any_rank(evaluate, sample_weight, y_pred)
+            return evaluate(sample_weight)
 
     def normalizer(self, y_true: Array, sample_weight: Array | None = None, *, weight: Array | None = None,
                    mask: Array | None = None) -> Array:

@@ -171,6 +171,36 @@ def test_per_output_weights_through_fit_sample_weight():
     model.fit(x, y, sample_weight=w_elem, batch_size=4, epochs=1, verbose=0)
 
 
+@pytest.mark.parametrize("first", ["per-sample", "per-output"])
+def test_one_compiled_model_fits_either_sample_weight_shape(first):
+    """One compiled model fitted with (N,) sample weights, then (N, d) ones, then (N,) again
+    (or the reverse): on TensorFlow the second fit retraces the compiled step with the
+    weight's rank unknown. Every step and evaluation equals a freshly compiled model's (with
+    ``mean_with_sample_weight``, where the two shapes normalize differently)."""
+    x, y, sw = _data()
+    shapes = {"per-sample": sw, "per-output": sw[:, None] * np.array([1.0, 0.0, 2.0], "float32")}
+    second = next(k for k in shapes if k != first)
+
+    def compiled(weights=None) -> keras.Model:
+        m = _model()
+        if weights is not None:
+            m.set_weights(weights)
+        m.compile(optimizer=keras.optimizers.SGD(0.1), loss=mk.Huber(delta=0.5, reduction="mean_with_sample_weight"))
+        return m
+
+    model = compiled()
+    for step, kind in enumerate((first, second, first)):
+        w = shapes[kind]
+        fresh = compiled(model.get_weights())
+        for m in (model, fresh):
+            m.fit(x, y, sample_weight=w, batch_size=len(x), epochs=1, shuffle=False, verbose=0)
+        for got, want in zip(model.get_weights(), fresh.get_weights()):
+            assert_close(got, want, "float32", f"step {step} ({kind} sample weights)")
+        assert_close(model.evaluate(x, y, sample_weight=w, batch_size=len(x), verbose=0),
+                     fresh.evaluate(x, y, sample_weight=w, batch_size=len(x), verbose=0), "float32",
+                     f"evaluate after step {step}")
+
+
 def test_keras_mask_from_a_masking_layer():
     """A Masking layer's mask (one entry per time step) removes those steps, as in Keras."""
     rng = np.random.default_rng(2)

@@ -2,9 +2,9 @@
 127.0.0.1, in bounded time: with the loss' ``process_group`` (and, over a 4-micro-batch
 window, no gradient sync but on the last and ``normalizer=``) the parameters' gradient after
 the engine's averaging (FSDP2: its reduce-scatter, gathered back) equals the single-process
-gradient on the global batch, and the loss is the global batch's, for every preset of the preset table (linear ones with ``mean`` and
-``sum_over_batch_size``, RMSE, NMSE and R^2 with their own reduction), with uneven shards,
-weights, masks and a rank with no valid element."""
+gradient on the global batch, and the loss is the global batch's, for every preset of the
+preset table (linear ones with ``mean`` and ``sum_over_batch_size``, RMSE, NMSE and R^2 with
+their own reduction), with uneven shards, weights, masks and a rank with no valid element."""
 
 from __future__ import annotations
 

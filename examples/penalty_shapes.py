@@ -1,7 +1,7 @@
 """Every penalty of the table and its derivative, drawn by the NumPy reference.
 
 For each row of ``PENALTY_TABLE`` (square, abs, Huber, Smooth L1, log-cosh, expectile,
-pseudo-Huber, quantile) the value rho(r) is the reference loss with ``reduction="none"`` and
+pseudo-Huber, quantile, Barron's) the value rho(r) is the reference loss with ``reduction="none"`` and
 the derivative rho'(r) its exact gradient (``value_and_grad``, reverse mode in float64), on
 a grid of residuals r = pred - target; the parameters are shown at two values. Nothing is
 drawn from a formula written here: the figure is what every backend computes (the
@@ -20,8 +20,14 @@ from mse_adapters import numpy as mnp
 from mse_adapters._penalties import PENALTY_TABLE
 
 R = np.linspace(-3.0, 3.0, 601)
-#: Two values of each penalty's parameter (the first is the preset's default where it has one).
-PARAMS = {"delta": (1.0, 0.5), "beta": (1.0, 0.5), "tau": (0.5, 0.8)}
+#: Two values of a penalty's first parameter: its default, and another (half the default
+#: unless given here).
+PARAMS = {"tau": (0.5, 0.8)}
+
+
+def values(param: str) -> tuple[float, float]:
+    default = getattr(LossSpec(), param)
+    return PARAMS.get(param, (default, 0.5 * default or 0.5))
 
 
 def curves(penalty: str, **params: float) -> tuple[np.ndarray, np.ndarray]:
@@ -41,7 +47,7 @@ def main() -> None:
         axes = grid[2 * (j // cols): 2 * (j // cols) + 2]
         j %= cols
         row = PENALTY_TABLE[name]
-        settings = [{}] if not row.params else [{row.params[0].name: v} for v in PARAMS[row.params[0].name]]
+        settings = [{}] if not row.params else [{row.params[0].name: v} for v in values(row.params[0].name)]
         for k, params in enumerate(settings):
             value, grad = curves(name, **params)
             label = ", ".join(f"{p}={v:g}" for p, v in params.items()) or None
@@ -56,6 +62,9 @@ def main() -> None:
             axes[0, j].legend(fontsize=7)
         axes[1, j].set_xlabel("r = pred - target")
         axes[1, j].axhline(0, color="gray", lw=0.5)
+    for j in range(len(names), (rows // 2) * cols):  # the empty panels of the last line
+        grid[2 * (j // cols), j % cols].set_visible(False)
+        grid[2 * (j // cols) + 1, j % cols].set_visible(False)
     for i in range(0, rows, 2):
         grid[i, 0].set_ylabel("rho(r)")
         grid[i + 1, 0].set_ylabel("rho'(r)")

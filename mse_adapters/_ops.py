@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from . import _messages as msg
+from ._penalties import EPS  # (defined with the numerics that read it)
 
 if TYPE_CHECKING:
     from ._spec import LossSpec
@@ -29,8 +30,6 @@ Shape = tuple[int, ...]
 #: True everywhere (an array of any shape).
 Rule = tuple[Array, str, Mapping[str, Any]]
 
-#: Machine epsilon by dtype name.
-EPS = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float64": 2.0**-52}
 
 
 class ArgNames(NamedTuple):

@@ -22,14 +22,14 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from ._ops import EPS
-
 __all__ = ["Param", "Penalty", "PENALTY_TABLE", "BARRON", "LOG2", "LOG_COSH_BIG", "log_cosh_small"]
 
 Array = Any
 Fn = Callable[[Any, Array, Any], Array]  # (ops, r, params) -> array
 
 LOG2 = math.log(2.0)
+#: Machine epsilon by dtype name.
+EPS = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float64": 2.0**-52}
 
 #: Above this |r|, log cosh r is |r| - log 2 to within e^-2|r| (e^-40 ~ 4e-18, below
 #: float64's rounding); the formula below it would overflow far above.

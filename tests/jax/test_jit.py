@@ -18,7 +18,8 @@ import jax.numpy as jnp  # noqa: E402
 
 import mse_adapters.jax as mj  # noqa: E402
 from mse_adapters import LossSpec, preset  # noqa: E402
-from tests.conformance.harness import assert_close  # noqa: E402
+from mse_adapters._presets import PRESET_TABLE  # noqa: E402
+from tests.conformance.harness import assert_close, nondefault_params  # noqa: E402
 
 B, D = 8, 3
 
@@ -72,6 +73,9 @@ ENTRIES: dict[str, Entry] = {
                                                                           sample_weight=SW),
                            None, False),
 }
+#: Every other row of the preset table, masked, with its parameters away from their defaults.
+ENTRIES.update({row.name: (lambda p, t, a, row=row: getattr(mj, row.name)(p, t, mask=M, **nondefault_params(row)),
+                           None, True) for row in PRESET_TABLE if row.name not in ENTRIES})
 if hasattr(mj, "gaussian_nll"):  # the whitened and Gaussian losses (docs/design.md)
     ENTRIES.update({
         "mse-covariance": (lambda p, t, a: mj.mse(p, t, covariance=COV), None, False),

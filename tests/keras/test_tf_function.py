@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from mse_adapters import LossSpec
-from tests.conformance.harness import assert_close
+from mse_adapters._presets import PRESET_TABLE
+from tests.conformance.harness import assert_close, nondefault_params
 
 from .common import BACKEND, KCase, keras, mk, reference  # noqa: I001
 
@@ -28,6 +29,9 @@ LOSSES = {
     "r2": lambda: mk.R2Score(multioutput="variance_weighted"),
     "spec-per-sample": lambda: mk.compile(LossSpec(reduction="per_sample", missing="nan")),
 }
+#: Every other row of the preset table, with its parameters away from their defaults.
+LOSSES.update({row.name: (lambda row=row: getattr(mk, row.keras)(**nondefault_params(row)))
+               for row in PRESET_TABLE if row.name not in LOSSES})
 
 
 def _batch(seed: int, n: int = 8):

@@ -21,7 +21,7 @@ torch = pytest.importorskip("torch")
 import mse_adapters.torch as mt  # noqa: E402
 from mse_adapters import LossSpec, preset  # noqa: E402
 from mse_adapters._presets import PRESET_TABLE  # noqa: E402
-from tests.conformance.harness import assert_close  # noqa: E402
+from tests.conformance.harness import assert_close, nondefault_params  # noqa: E402
 
 #: Every named loss of the preset table (a new row is compiled here without an edit).
 CLASSES = [getattr(mt, row.torch) for row in PRESET_TABLE]
@@ -94,8 +94,8 @@ CASES: dict[str, Callable[[], Any]] = {
     "RMSELoss": lambda: mt.RMSELoss(multioutput="raw_values", missing="nan"),
     "NMSELoss": lambda: mt.NMSELoss(multioutput="variance_weighted", missing="nan"),
     "R2Score": lambda: mt.R2Score(missing="nan"),
-    **{row.torch: (lambda row=row: getattr(mt, row.torch)("sum", missing="nan", **_PARAMS[row.name]))
-       for row in PRESET_TABLE if row.name in _PARAMS},
+    **{row.torch: (lambda row=row: getattr(mt, row.torch)("sum", missing="nan", **_PARAMS.get(
+        row.name, nondefault_params(row)))) for row in PRESET_TABLE if row.params},
     "LogCoshLoss": lambda: mt.LogCoshLoss(missing="nan"),
     "GaussianNLLLoss": lambda: mt.GaussianNLLLoss(full=True, eps=1e-3, missing="nan"),
     "MultivariateGaussianNLLLoss-covariance": lambda: mt.MultivariateGaussianNLLLoss(covariance=_spd()),

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from mse_adapters import PRESET_TABLE, PRESETS, LossSpec, preset
+from tests.conformance.harness import nondefault_params
 
 B, D = 6, 3
 
@@ -135,7 +136,22 @@ def _torch_cases() -> list[TCase]:
         TCase("compile-per_sample", lambda: mt.compile(preset("expectile", tau=0.2, per_sample=True, reduction="sum"),
                                                        weight=ew(), mask=m()),
               lambda: mt.Loss(LossSpec())),
+        # every other row of the preset table, its parameters away from their defaults, one as a Parameter
+        *(TCase(r.torch, lambda r=r: getattr(mt, r.torch)("sum", missing="nan", mask=m(), **_param_tensor(r)),
+                getattr(mt, r.torch)) for r in PRESET_TABLE if r.params and r.torch not in _LISTED),
     ]
+
+
+#: The classes the cases above list by hand.
+_LISTED = {"MSELoss", "MAELoss", "RMSELoss", "HuberLoss", "SmoothL1Loss", "LogCoshLoss", "ExpectileLoss",
+           "PseudoHuberLoss", "QuantileLoss", "NMSELoss", "R2Score"}
+
+
+def _param_tensor(row: Any) -> dict[str, Any]:
+    """A row's parameters away from their defaults, the first a learned Parameter."""
+    params = nondefault_params(row)
+    first = next(iter(params))
+    return {**params, first: torch.nn.Parameter(_t(params[first]))}
 
 
 if torch is not None:

@@ -377,23 +377,26 @@ def test_fused_path_second_and_double_backward(fast_only, name, option, reductio
 @pytest.mark.parametrize("name", [n for n in FUSED if PENALTY_TABLE[preset(n).penalty].params])
 def test_tensor_parameters_take_the_fused_path_and_equal_floats(fast_only, name):
     spec = _spec(name)
-    (param,) = [q.name for q in PENALTY_TABLE[spec.penalty].params]
     changes, args, wrt = _case("combined", (5, 3), torch.float64)
     spec = spec.replace(**changes)
-    value = torch.tensor(getattr(spec, param), dtype=torch.float64)
-    fo, fg, _ = _run(mt.Loss(spec, params={param: value}), args, wrt)
-    assert type(fo.grad_fn).__name__ == FUSED_NODE
-    go, gg, _ = _run(general(spec), args, wrt)
-    _compare(fo, fg, go, gg, "float64", f"{name} {param} tensor")
-    # per output, a parameter that requires grad: its gradient is the reference's
-    per_output = torch.tensor([0.25, 0.5, 0.75], dtype=torch.float64, requires_grad=True)
-    out = mt.Loss(spec, params={param: per_output})(args["input"], args["target"], weight=args["weight"],
-                                               sample_weight=args["sample_weight"], mask=args["mask"])
-    (dparam,) = torch.autograd.grad(out, [per_output])
-    _, ref = mnp.value_and_grad(spec, args["target"].numpy(), args["input"].numpy(), weight=args["weight"].numpy(),
-                                sample_weight=args["sample_weight"].numpy(), mask=args["mask"].numpy(),
-                                params={param: per_output.detach().numpy()}, wrt=(param,))
-    assert_close(dparam.numpy(), ref[param], "float64", f"d/d{param}", 1.0)
+    for param in preset_row(name).params:  # each parameter in turn a tensor
+        value = torch.tensor(getattr(spec, param), dtype=torch.float64)
+        fo, fg, _ = _run(mt.Loss(spec, params={param: value}), args, wrt)
+        assert type(fo.grad_fn).__name__ == FUSED_NODE
+        go, gg, _ = _run(general(spec), args, wrt)
+        _compare(fo, fg, go, gg, "float64", f"{name} {param} tensor")
+        # per output, a parameter that requires grad: its gradient is the reference's
+        per_output = torch.tensor([0.5, 1.0, 1.5], dtype=torch.float64) * getattr(spec, param)
+        per_output.requires_grad_(True)
+        out = mt.Loss(spec, params={param: per_output})(args["input"], args["target"], weight=args["weight"],
+                                                   sample_weight=args["sample_weight"], mask=args["mask"])
+        assert type(out.grad_fn).__name__ == FUSED_NODE
+        (dparam,) = torch.autograd.grad(out, [per_output])
+        _, ref = mnp.value_and_grad(spec, args["target"].numpy(), args["input"].numpy(),
+                                    weight=args["weight"].numpy(), sample_weight=args["sample_weight"].numpy(),
+                                    mask=args["mask"].numpy(), params={param: per_output.detach().numpy()},
+                                    wrt=(param,))
+        assert_close(dparam.numpy(), ref[param], "float64", f"d/d{param}", 1.0)
 
 
 @pytest.mark.parametrize(

@@ -156,21 +156,6 @@ def _full(ops: Ops, x: Array | float, k: int, like: Array) -> Array:
     return ops.broadcast_to(ops.reshape(x, (1,)), (k,)) if tuple(ops.shape(x)) != (k,) else x
 
 
-def _units(ops: Ops, prep: Prepared) -> Any:
-    """The penalised units with their weight and validity (the pipeline's first stages)."""
-    spec, shape = prep.spec, prep.shape
-    valid = _core.validity(ops, prep)
-    r = prep.pred - prep.target
-    if valid is not None:
-        r = ops.where(valid, r, 0.0)
-    elem = _core.penalty(ops, prep, r)
-    if spec.unit_norm:
-        elem = elem + ops.reshape(_core._unit_norm(ops, spec, prep.pred, shape), shape[:-1] + (1,))
-    if spec.per_sample:
-        return _core._per_sample_stage(ops, prep, elem, valid), valid
-    return _core._Units(elem, _core.element_weight(ops, prep), valid, shape), valid
-
-
 def _plain(prep: Prepared) -> bool:
     """Whether a batch has no weight and no mask (every element counts once)."""
     return (prep.weight is None and prep.sample_weight is None and prep.mask is None and prep.spec.missing is None
@@ -201,7 +186,7 @@ def batch(ops: Ops, prep: Prepared, acc: str, compensated: bool) -> Stats:
         valid = None
         wl = wm = None
     else:
-        u, valid = _units(ops, prep)
+        u, valid = _core.units_of(ops, prep)
         wl, wm = _core._weight_and_mask(ops, u)
         if wl is None:
             wl = u.loss
@@ -314,7 +299,13 @@ def fold(ops: Ops, spec: LossSpec, states: Sequence[Stats]) -> Stats:
 
 def result(ops: Ops, spec: LossSpec, stats: Stats, dtype: str) -> Array:
     """The metric's value from a state (in the accumulator dtype); ``dtype``: the inputs'
-    compute dtype (whose rounding defines a constant target for NMSE and R^2)."""
+    compute dtype (whose rounding defines a constant target for NMSE and R^2).
+
+    A metric reports, it does not train: where a total weight is 0 (an output with no valid
+    target, a stream with no data) the value is undefined, NaN with an
+    :class:`~mse_adapters.UndefinedMetricWarning` (``_core.finish_outputs`` with
+    ``undefined="nan"``); the averages over outputs take the defined ones. A ``sum`` is a
+    total: 0 over no data."""
     n = len(fields(spec))
     vals = [_value(p) for p in _split(stats, n)]
     total, den = vals[0], vals[1]
@@ -325,12 +316,14 @@ def result(ops: Ops, spec: LossSpec, stats: Stats, dtype: str) -> Array:
             mean, m2 = vals[2], vals[3]
             sst = m2
             sq = m2 + den * (mean * mean)
-        return _core.finish_outputs(ops, spec, total, den, sst, sq, k, dtype, (k,))
+        return _core.finish_outputs(ops, spec, total, den, sst, sq, k, dtype, (k,), undefined="nan")
     t, d = ops.reshape(total, ()), ops.reshape(den, ())
-    out = t if spec.reduction == "sum" else safe_div(ops, t, d)
+    if spec.reduction == "sum":  # a total: 0 over no data (the empty sum), never undefined
+        return t
+    out = safe_div(ops, t, d)
     if spec.finalize == "sqrt":
         out = safe_sqrt(ops, out)
-    return out
+    return _core.mark_undefined(ops, spec, out, d, False)[0]
 
 
 def count_of(spec: LossSpec, stats: Stats) -> Array:

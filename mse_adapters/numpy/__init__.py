@@ -40,6 +40,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .. import _core, _prepare
 from .._host import HostOps
+from .._metrics import METRIC_REDUCTIONS
 from .._ops import ArgNames, Ops
 from .._presets import PRESET_TABLE, F, documented, preset
 from .._spec import LossSpec
@@ -241,12 +242,20 @@ _CALL = ("y_true", "y_pred", "sample_weight", "weight", "mask", "covariance", "s
 
 
 def _bind(name: str, args: dict[str, Any]) -> Result:
-    """Evaluate the preset ``name`` on a binding's arguments (its ``locals()``)."""
+    """Evaluate the preset ``name`` on a binding's arguments (its ``locals()``). A reduction
+    over the batch without a transform is a metric (scikit-learn's role): the streaming
+    metric of one batch, whose undefined values are NaN (docs/metrics.md); the rest is the
+    loss."""
     fields, params = _prepare.split_params({k: v for k, v in args.items() if k not in _CALL})
     if not isinstance(fields.get("multioutput", ""), str):
         fields["multioutput"] = tuple(float(v) for v in fields["multioutput"])
     arrays: dict[str, Any] = {k: args.get(k) for k in _CALL[2:] if args.get(k) is not None}
-    return loss(preset(name, **fields), args["y_true"], args["y_pred"], params=params or None, **arrays)
+    spec = preset(name, **fields)
+    if not params and arrays.keys() <= {"sample_weight", "weight", "mask"} and spec.reduction in METRIC_REDUCTIONS:
+        from .metrics import metric
+
+        return metric(spec).update(args["y_true"], args["y_pred"], **arrays).compute()
+    return loss(spec, args["y_true"], args["y_pred"], params=params or None, **arrays)
 
 
 def _doc(name: str) -> Callable[[F], F]:

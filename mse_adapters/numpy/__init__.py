@@ -12,8 +12,12 @@ The options every loss shares: ``sample_weight`` (aligned with the leading axes 
 ``y_pred``), ``weight`` (broadcast by trailing rules: per element, per output), ``mask``
 (boolean, or 0/1), ``missing="nan"``, ``reduction`` and ``multioutput`` (docs/design.md,
 "Semantics"), and ``covariance`` / ``scale_tril`` / ``precision`` ("Whitening").
-Differences from scikit-learn, on purpose: all-zero weights, an all-false mask or an empty
-batch give 0 (scikit-learn raises); NaN or inf inputs propagate to the value instead of
+The preset functions are scikit-learn's metrics (where they reduce over the batch without a
+transform: the streaming metric of one batch): all-zero weights, an all-false mask or an
+empty batch give NaN with an :class:`~mse_adapters.UndefinedMetricWarning` (scikit-learn
+raises), and so does an output with no valid target; :func:`loss` and the derivatives are
+the losses, which give 0 there (docs/metrics.md, "Undefined values"). Other differences
+from scikit-learn, on purpose: NaN or inf inputs propagate to the value instead of
 raising (but under a mask or with ``missing="nan"``, where they count for nothing);
 ``sample_weight`` may have more than one axis; ``weight`` adds per-element and per-output
 weights.

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import sys
+import types
 import warnings
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -570,7 +571,8 @@ def mark_undefined(ops: Ops, spec: LossSpec, value: Array, den: Array, per_outpu
 def _user_level() -> int:
     """The ``stacklevel`` of a warning raised by this module's caller's caller that points at
     the first frame outside this package and the frameworks' metric machinery."""
-    frame, level = sys._getframe(2), 2
+    frame: types.FrameType | None = sys._getframe(2)
+    level = 2
     while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] in _INSIDE:
         frame, level = frame.f_back, level + 1
     return level

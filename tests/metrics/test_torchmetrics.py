@@ -7,7 +7,6 @@ Lightning's ``self.log(metric)`` work."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")

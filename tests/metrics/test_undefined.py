@@ -17,7 +17,7 @@ from sklearn.metrics import r2_score
 from mse_adapters import LossSpec, UndefinedMetricWarning
 from mse_adapters import numpy as mnp
 from tests.conformance.harness import assert_close
-from tests.metrics.common import D, ROW_SPECS, RUNNERS, Data, fresh, make_data, reference, splits
+from tests.metrics.common import ROW_SPECS, RUNNERS, D, Data, fresh, make_data, reference, splits
 
 DTYPE = {"numpy": "float64", "torch": "float32", "jax": "float32", "keras": "float32"}
 KEEP = [0, 2]  # the outputs that keep their targets; output 1 loses them

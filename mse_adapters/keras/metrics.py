@@ -41,7 +41,7 @@ import keras
 from keras import ops
 
 from .. import _metrics
-from .._prepare import Call, Context, prepare
+from .._prepare import Call, Context, Plans, prepare
 from .._presets import PRESET_TABLE, preset
 from .._spec import LossSpec
 from . import NAMES, PACKAGE, KerasOps, _keras_mask, _same_rank
@@ -56,6 +56,8 @@ _BACKEND = keras.backend.backend()
 
 
 metric_class_name = _metrics.metric_class_name
+#: The plans of the updates (docs/design.md, "Plans"; the spec is part of the key).
+_PLANS = Plans(256)
 
 
 class _MetricOps(KerasOps):
@@ -155,7 +157,7 @@ class Metric(keras.metrics.Metric):
         extra = () if km is None else (("mask", ops.reshape(km, tuple(km.shape) + (1,) *
                                                             (len(y_pred.shape) - len(km.shape)))),)
         prep = prepare(self.spec, Call(y_pred, y_true, weight, sample_weight, mask, extra_masks=extra),
-                       Context(ops_, NAMES, check_values=self.check_values, dtype=_spec_dtype(self.dtype)))
+                       Context(ops_, NAMES, check_values=self.check_values, dtype=_spec_dtype(self.dtype)), _PLANS)
         k = _metrics.n_outputs(self.spec, prep.shape)
         if self.stats is None:
             self._build(k)

@@ -38,7 +38,7 @@ from torch import Tensor
 
 from .. import _metrics
 from .._core import ArgNames
-from .._prepare import Call, Context, prepare
+from .._prepare import Call, Context, Plans, prepare
 from .._presets import PRESET_TABLE, preset
 from .._spec import LossSpec
 from . import TorchOps
@@ -85,6 +85,8 @@ class _MetricOps(TorchOps):
 
 
 OPS = _MetricOps()
+#: The plans of the updates (docs/design.md, "Plans"; the spec is part of the key).
+_PLANS = Plans(256)
 
 
 metric_class_name = _metrics.metric_class_name
@@ -158,7 +160,7 @@ class Metric(torchmetrics.Metric):
                mask: Any = None) -> None:
         """Add a batch (the losses' arguments and checks)."""
         prep = prepare(self.spec, Call(preds, target, weight, sample_weight, mask),
-                       Context(OPS, NAMES, check_values=self.check_values))
+                       Context(OPS, NAMES, check_values=self.check_values), _PLANS)
         k = self._outputs(prep.pred)
         if k != self.stats.shape[1]:
             raise ValueError(f"a batch with {k} outputs cannot join a metric of {self.stats.shape[1]} outputs "

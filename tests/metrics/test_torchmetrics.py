@@ -24,7 +24,7 @@ from tests.conformance.harness import assert_close  # noqa: E402
 
 #: Two values of each penalty parameter: the first batch's residuals (|r| < 1) are in every
 #: quadratic zone, where Huber(2), Huber(5) and the expectile at 0.5 all give r^2 / 2.
-PARAM_VALUES = {"delta": (2.0, 5.0), "beta": (2.0, 5.0), "tau": (0.5, 0.8)}
+PARAM_VALUES = {"delta": (2.0, 5.0), "beta": (2.0, 5.0), "tau": (0.5, 0.8), "alpha": (0.5, 1.5), "scale": (2.0, 5.0)}
 CLASSES = [getattr(tm, metric_class_name(row)) for row in PRESET_TABLE]
 
 

@@ -56,8 +56,6 @@ _BACKEND = keras.backend.backend()
 
 
 metric_class_name = _metrics.metric_class_name
-#: The plans of the updates (docs/design.md, "Plans"; the spec is part of the key).
-_PLANS = Plans(256)
 
 
 class _MetricOps(KerasOps):
@@ -112,6 +110,7 @@ class Metric(keras.metrics.Metric):
         self.check_values = check_values
         self.num_outputs = num_outputs
         self._acc, self._comp = _accumulator()
+        self._plans = Plans()  # the updates' plans by call signature (docs/design.md, "Plans")
         self._rows = _metrics.state_size(self.spec, self._comp)
         self.stats = None
         if num_outputs is not None or not self.spec.per_output_stats:
@@ -157,7 +156,8 @@ class Metric(keras.metrics.Metric):
         extra = () if km is None else (("mask", ops.reshape(km, tuple(km.shape) + (1,) *
                                                             (len(y_pred.shape) - len(km.shape)))),)
         prep = prepare(self.spec, Call(y_pred, y_true, weight, sample_weight, mask, extra_masks=extra),
-                       Context(ops_, NAMES, check_values=self.check_values, dtype=_spec_dtype(self.dtype)), _PLANS)
+                       Context(ops_, NAMES, check_values=self.check_values, dtype=_spec_dtype(self.dtype)),
+                       None if ops_.is_abstract(y_pred) else self._plans)  # (compiled: the graph caches)
         k = _metrics.n_outputs(self.spec, prep.shape)
         if self.stats is None:
             self._build(k)

@@ -85,8 +85,6 @@ class _MetricOps(TorchOps):
 
 
 OPS = _MetricOps()
-#: The plans of the updates (docs/design.md, "Plans"; the spec is part of the key).
-_PLANS = Plans(256)
 
 
 metric_class_name = _metrics.metric_class_name
@@ -124,6 +122,7 @@ class Metric(torchmetrics.Metric):
             raise ValueError(f"num_outputs must be an int >= 1, got {num_outputs!r}")
         self._k_known = num_outputs is not None or not self.spec.per_output_stats
         self._compute_dtype = "float32"
+        self._plans = Plans()  # the updates' plans by call signature (docs/design.md, "Plans")
         self._state = f"stats_{_metrics.update_key(self.spec)}{'' if check_values else '_unchecked'}"
         self._setup(num_outputs if self.spec.per_output_stats and num_outputs else 1)
 
@@ -160,7 +159,8 @@ class Metric(torchmetrics.Metric):
                mask: Any = None) -> None:
         """Add a batch (the losses' arguments and checks)."""
         prep = prepare(self.spec, Call(preds, target, weight, sample_weight, mask),
-                       Context(OPS, NAMES, check_values=self.check_values), _PLANS)
+                       Context(OPS, NAMES, check_values=self.check_values),
+                       None if torch.compiler.is_compiling() else self._plans)  # (compiled: the graph caches)
         k = self._outputs(prep.pred)
         if k != self.stats.shape[1]:
             raise ValueError(f"a batch with {k} outputs cannot join a metric of {self.stats.shape[1]} outputs "

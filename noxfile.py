@@ -31,7 +31,7 @@ WORKERS = ("-n", os.environ.get("PYTEST_WORKERS", "2"))
 KERAS_HARDENING = tuple(f"tests/hardening/test_{n}.py" for n in ("catalogue", "traced", "precision", "param_types"))
 #: What runs again under each other Keras backend.
 KERAS_RERUN = ("tests/keras", "tests/oracles/test_keras_losses.py", "tests/conformance", *KERAS_HARDENING,
-               *(f"tests/metrics/test_{n}.py" for n in ("streaming", "accuracy", "oracles", "keras_fit")))
+               *(f"tests/metrics/test_{n}.py" for n in ("streaming", "accuracy", "oracles", "keras_fit", "undefined")))
 
 
 def _gallery() -> set[str]:

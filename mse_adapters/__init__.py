@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from ._messages import UndefinedMetricWarning
 from ._presets import PRESET_TABLE, PRESETS, preset
 from ._spec import FINALIZERS, MISSING, MULTIOUTPUT, PENALTIES, REDUCTIONS, LossSpec
 
@@ -34,6 +35,7 @@ __all__ = [
     "FINALIZERS",
     "MULTIOUTPUT",
     "MISSING",
+    "UndefinedMetricWarning",
     "available_backends",
     "__version__",
 ]

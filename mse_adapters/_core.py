@@ -16,6 +16,9 @@ The stages are those of docs/design.md ("The pipeline")::
 from __future__ import annotations
 
 import math
+import sys
+import types
+import warnings
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -488,13 +491,23 @@ def _per_output(ops: Ops, spec: LossSpec, u: _Units, target: Array, valid: Array
     return finish_outputs(ops, spec, num, den, sst, sq, d, dtype, tuple(u.shape))
 
 
+#: What a ratio over a total weight of 0 is: ``"zero"``, the losses' training convention (0
+#: with a zero gradient: an all-masked batch trains on nothing), or ``"nan"``, a metric's
+#: report (undefined: NaN, with an :class:`~mse_adapters.UndefinedMetricWarning` when the value
+#: is concrete). Decided once per caller: the losses take the default, the streaming metrics'
+#: ``result`` (and through it the NumPy metric functions) ``"nan"``.
+UNDEFINED = ("zero", "nan")
+
+
 def finish_outputs(ops: Ops, spec: LossSpec, num: Array, den: Array | float, sst: Array | None,
-                   sq: Array | None, d: int, dtype: str, shape: Shape) -> Array:
+                   sq: Array | None, d: int, dtype: str, shape: Shape, undefined: str = "zero") -> Array:
     """Per-output statistics to the value: ``num`` = sum(w m l) and ``den`` = sum(w m) per
     output, and for NMSE and R^2 the centred ``sst`` = sum(w m (y - ybar)**2) and ``sq`` =
     sum(w m y**2) (which judges a constant target); the finalizer per output, then the
     outputs combined by ``multioutput``. Shared by the loss and the streaming metrics
-    (``dtype``: the compute dtype, whose rounding defines a constant target)."""
+    (``dtype``: the compute dtype, whose rounding defines a constant target; ``undefined``:
+    an output with ``den`` = 0 is 0 (``"zero"``) or NaN (``"nan"``, see :data:`UNDEFINED`),
+    and with ``"nan"`` the averages over the outputs take the defined ones)."""
     f = spec.finalize
     if f in ("nmse", "r2"):
         assert sst is not None and sq is not None
@@ -512,7 +525,11 @@ def finish_outputs(ops: Ops, spec: LossSpec, num: Array, den: Array | float, sst
             per = safe_sqrt(ops, per)
 
     mo = spec.multioutput
-    if spec.reduction == "per_output" or mo == "raw_values":
+    if undefined == "nan":
+        per, defined = mark_undefined(ops, spec, per, as_array(ops, den, num), True)
+        out = per if spec.reduction == "per_output" or mo == "raw_values" else \
+            _defined_average(ops, mo, per, sst, defined, shape)
+    elif spec.reduction == "per_output" or mo == "raw_values":
         out = per
     elif mo == "uniform_average":
         out = ops.sum(per) / float(d) if d else ops.sum(per) * 0.0
@@ -522,12 +539,59 @@ def finish_outputs(ops: Ops, spec: LossSpec, num: Array, den: Array | float, sst
         uniform = ops.sum(per) / float(d) if d else ops.sum(per) * 0.0
         out = ops.where(tot > 0, ops.sum(sst * per) / ops.where(tot > 0, tot, 1.0), uniform)
     else:
-        assert isinstance(mo, tuple)
-        if len(mo) != d:
-            raise ValueError(msg.multioutput_count(len(mo), shape, d))
-        out = ops.sum(per * ops.constant([v / sum(mo) for v in mo], per))
+        out = ops.sum(per * ops.constant(_output_weights(mo, shape, d), per))
     if f == "r2":
         out = 1.0 - out
     return out
 
 
+def _output_weights(mo: object, shape: Shape, d: int) -> list[float]:
+    """A multioutput tuple as weights that sum to 1 (or the error of a wrong length)."""
+    assert isinstance(mo, tuple)
+    if len(mo) != d:
+        raise ValueError(msg.multioutput_count(len(mo), shape, d))
+    return [v / sum(mo) for v in mo]
+
+
+def mark_undefined(ops: Ops, spec: LossSpec, value: Array, den: Array, per_output: bool) -> tuple[Array, Array]:
+    """A metric's ``value`` with NaN where its total weight ``den`` is 0 (and an
+    :class:`~mse_adapters.UndefinedMetricWarning` naming those outputs, when ``den`` is
+    concrete: under ``jit`` / ``tf.function`` / ``torch.compile`` no warning is possible),
+    and the mask of the defined entries."""
+    defined = den != 0
+    if not ops.is_abstract(den):
+        host = np.reshape(ops.to_host(den), (-1,))
+        missing = [int(i) for i in np.flatnonzero(host == 0)]
+        if missing:
+            warnings.warn(msg.undefined_metric(f"the metric of {spec!r}", missing, host.size, per_output),
+                          msg.UndefinedMetricWarning, stacklevel=_user_level())
+    return ops.where(defined, value, math.nan), defined
+
+
+def _user_level() -> int:
+    """The ``stacklevel`` of a warning raised by this module's caller's caller that points at
+    the first frame outside this package and the frameworks' metric machinery."""
+    frame: types.FrameType | None = sys._getframe(2)
+    level = 2
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] in _INSIDE:
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+_INSIDE = frozenset({"mse_adapters", "torchmetrics", "keras", "torch"})
+
+
+def _defined_average(ops: Ops, mo: object, per: Array, sst: Array | None, defined: Array, shape: Shape) -> Array:
+    """``multioutput``'s average of the defined outputs only (NaN when none is defined)."""
+    on = to_float(ops, defined, per)
+    z = ops.where(defined, per, 0.0)
+    if mo == "uniform_average":
+        return ops.sum(z) / ops.sum(on)
+    if mo == "variance_weighted":
+        assert sst is not None
+        v = ops.where(defined, sst, 0.0)
+        tot = ops.sum(v)
+        weighted = ops.sum(v * z) / ops.where(tot > 0, tot, 1.0)
+        return ops.where(tot > 0, weighted, ops.sum(z) / ops.sum(on))
+    w = ops.constant(_output_weights(mo, shape, int(ops.shape(per)[0])), per) * on
+    return ops.sum(w * z) / ops.sum(w)

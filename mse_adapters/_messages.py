@@ -255,3 +255,35 @@ def axis_name_unbound(axis_name: object) -> str:
     return (f"axis_name={axis_name!r} is not bound: call the loss inside jax.shard_map or jax.pmap over that "
             "axis (under jax.jit with globally sharded arrays no axis_name is needed: the reduction is "
             "already global)")
+
+
+# -- undefined metric values (docs/metrics.md, "Undefined values") -------------------------
+
+
+class UndefinedMetricWarning(UserWarning):
+    """A metric's value is undefined and reported as NaN: an output with no valid target (or
+    a total weight of 0), or a metric that has seen no data (no update, an empty or fully
+    masked stream, all weights zero). Emitted when the value is computed eagerly; a value
+    computed inside a compiled function (``jax.jit``, ``tf.function``, ``torch.compile``)
+    is NaN without it. The losses never emit it: an all-masked batch trains as 0 with a zero
+    gradient.
+
+    >>> import warnings
+    >>> from mse_adapters import UndefinedMetricWarning
+    >>> from mse_adapters.numpy import metrics
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     value = metrics.r2().compute()
+    >>> value, caught[0].category is UndefinedMetricWarning
+    (nan, True)
+    """
+
+
+def undefined_metric(what: str, outputs: list[int], k: int, per_output: bool) -> str:
+    """The warning of a metric whose value is undefined at ``outputs`` (of ``k``)."""
+    if not per_output or len(outputs) == k:
+        return (f"{what} has no data (no update, an empty or fully masked stream, or a total weight of 0): "
+                "its value is NaN")
+    which = f"output{'s' if len(outputs) > 1 else ''} {outputs} of {k}"
+    return (f"{what} is undefined for {which} (no valid target, or a total weight of 0): NaN there; an average "
+            "over the outputs takes the defined ones (NaN when none is)")

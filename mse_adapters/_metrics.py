@@ -33,6 +33,8 @@ compensated) the ``_lo`` part of each.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -45,7 +47,7 @@ from ._presets import PRESET_TABLE, Preset, preset
 from ._spec import LossSpec
 
 __all__ = ["check_spec", "fields", "n_outputs", "zeros", "batch", "merge", "fold", "result", "adjusted_r2",
-           "state_size", "METRIC_REDUCTIONS"]
+           "state_size", "update_key", "METRIC_REDUCTIONS"]
 
 Array = Any
 Stats = tuple[Array, ...]
@@ -79,6 +81,22 @@ def moments(spec: LossSpec) -> bool:
 def fields(spec: LossSpec) -> tuple[str, ...]:
     """The names of the statistics of ``spec``."""
     return _MOMENTS if moments(spec) else _ADDITIVE
+
+
+def update_key(spec: LossSpec) -> str:
+    """A short name for what a batch's statistics depend on: two specs of equal keys run the
+    same update (so torchmetrics' compute groups may share their state), specs that differ
+    in anything an update reads never share a key. The spec, less what only :func:`result`
+    reads: the finalizer within its family (identity and sqrt; NMSE and R^2),
+    ``force_finite``, and the combination of per-output statistics (``raw_values``,
+    ``uniform_average``, ``variance_weighted``; a tuple of weights stays: its length is
+    checked per batch)."""
+    d = spec.to_dict()
+    d["finalize"] = "moments" if moments(spec) else "additive"
+    d.pop("force_finite", None)
+    if spec.per_output_stats and isinstance(spec.multioutput, str):
+        d["reduction"], d["multioutput"] = "per_output", "per_output"
+    return hashlib.blake2s(json.dumps(d, sort_keys=True).encode(), digest_size=6).hexdigest()
 
 
 def state_size(spec: LossSpec, compensated: bool) -> int:
@@ -149,26 +167,13 @@ def _join(pairs: list[tuple[Array, Array | None]]) -> Stats:
 # ---------------------------------------------------------------------------------------
 
 
-def _full(ops: Ops, x: Array | float, k: int, like: Array) -> Array:
-    """A count (a Python float or a scalar array) as a ``(k,)`` array of ``like``'s dtype."""
+def _full(ops: Ops, x: Array | float, k: int, like: Array, dtype: str | None = None) -> Array:
+    """A count (a Python float or a scalar array) as a ``(k,)`` array of ``like``'s dtype (or
+    ``dtype``), on its device. (A Python number, not a NumPy array: no host array to convert
+    inside a compiled function, where torch.compile would break the graph.)"""
     if isinstance(x, (int, float)):
-        return ops.asarray(np.full((k,), float(x)), dtype=ops.dtype(like), like=like)
+        return ops.broadcast_to(ops.asarray(float(x), dtype=dtype or ops.dtype(like), like=like), (k,))
     return ops.broadcast_to(ops.reshape(x, (1,)), (k,)) if tuple(ops.shape(x)) != (k,) else x
-
-
-def _units(ops: Ops, prep: Prepared) -> Any:
-    """The penalised units with their weight and validity (the pipeline's first stages)."""
-    spec, shape = prep.spec, prep.shape
-    valid = _core.validity(ops, prep)
-    r = prep.pred - prep.target
-    if valid is not None:
-        r = ops.where(valid, r, 0.0)
-    elem = _core.penalty(ops, prep, r)
-    if spec.unit_norm:
-        elem = elem + ops.reshape(_core._unit_norm(ops, spec, prep.pred, shape), shape[:-1] + (1,))
-    if spec.per_sample:
-        return _core._per_sample_stage(ops, prep, elem, valid), valid
-    return _core._Units(elem, _core.element_weight(ops, prep), valid, shape), valid
 
 
 def _plain(prep: Prepared) -> bool:
@@ -201,7 +206,7 @@ def batch(ops: Ops, prep: Prepared, acc: str, compensated: bool) -> Stats:
         valid = None
         wl = wm = None
     else:
-        u, valid = _units(ops, prep)
+        u, valid = _core.units_of(ops, prep)
         wl, wm = _core._weight_and_mask(ops, u)
         if wl is None:
             wl = u.loss
@@ -240,7 +245,7 @@ def batch(ops: Ops, prep: Prepared, acc: str, compensated: bool) -> Stats:
     def up(x: Array) -> Array:
         return ops.asarray(x, dtype=acc)
 
-    zero = None if not compensated else ops.asarray(np.zeros((k,)), dtype=acc, like=like)
+    zero = None if not compensated else _full(ops, 0.0, k, like, acc)
     pairs: list[tuple[Array, Array | None]] = [(up(total), zero), (up(den), zero)]
     if moments(spec):
         assert axes is not None
@@ -314,7 +319,13 @@ def fold(ops: Ops, spec: LossSpec, states: Sequence[Stats]) -> Stats:
 
 def result(ops: Ops, spec: LossSpec, stats: Stats, dtype: str) -> Array:
     """The metric's value from a state (in the accumulator dtype); ``dtype``: the inputs'
-    compute dtype (whose rounding defines a constant target for NMSE and R^2)."""
+    compute dtype (whose rounding defines a constant target for NMSE and R^2).
+
+    A metric reports, it does not train: where a total weight is 0 (an output with no valid
+    target, a stream with no data) the value is undefined, NaN with an
+    :class:`~mse_adapters.UndefinedMetricWarning` (``_core.finish_outputs`` with
+    ``undefined="nan"``); the averages over outputs take the defined ones. A ``sum`` is a
+    total: 0 over no data."""
     n = len(fields(spec))
     vals = [_value(p) for p in _split(stats, n)]
     total, den = vals[0], vals[1]
@@ -325,12 +336,14 @@ def result(ops: Ops, spec: LossSpec, stats: Stats, dtype: str) -> Array:
             mean, m2 = vals[2], vals[3]
             sst = m2
             sq = m2 + den * (mean * mean)
-        return _core.finish_outputs(ops, spec, total, den, sst, sq, k, dtype, (k,))
+        return _core.finish_outputs(ops, spec, total, den, sst, sq, k, dtype, (k,), undefined="nan")
     t, d = ops.reshape(total, ()), ops.reshape(den, ())
-    out = t if spec.reduction == "sum" else safe_div(ops, t, d)
+    if spec.reduction == "sum":  # a total: 0 over no data (the empty sum), never undefined
+        return t
+    out = safe_div(ops, t, d)
     if spec.finalize == "sqrt":
         out = safe_sqrt(ops, out)
-    return out
+    return _core.mark_undefined(ops, spec, out, d, False)[0]
 
 
 def count_of(spec: LossSpec, stats: Stats) -> Array:

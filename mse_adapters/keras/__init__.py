@@ -265,7 +265,7 @@ class KerasOps(Ops):
         shape = tuple(x.shape)
         axes = tuple(range(len(shape))) if axes is None else axes
         if all(shape[a] is not None for a in axes):
-            return float(math.prod(shape[a] for a in axes))
+            return float(math.prod([shape[a] for a in axes]))  # (a list: a generator breaks torch.compile's graph)
         dynamic = ops.shape(x)
         n: Any = 1
         for a in axes:
@@ -1124,3 +1124,9 @@ class MultivariateGaussianNLL(_Preset):
 
     def _spec_of(self, fields: dict[str, Any]) -> LossSpec:
         return LossSpec(penalty="gaussian_nll", transform="whiten", **fields)
+
+
+# The streaming metrics register their classes (``mse_adapters.metrics>Name``) on import:
+# after ``import mse_adapters.keras`` alone, keras.saving.load_model finds every loss and
+# metric class (docs/metrics.md).
+from . import metrics  # noqa: E402, F401

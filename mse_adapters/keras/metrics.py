@@ -41,7 +41,7 @@ import keras
 from keras import ops
 
 from .. import _metrics
-from .._prepare import Call, Context, prepare
+from .._prepare import Call, Context, Plans, prepare
 from .._presets import PRESET_TABLE, preset
 from .._spec import LossSpec
 from . import NAMES, PACKAGE, KerasOps, _keras_mask, _same_rank
@@ -110,6 +110,7 @@ class Metric(keras.metrics.Metric):
         self.check_values = check_values
         self.num_outputs = num_outputs
         self._acc, self._comp = _accumulator()
+        self._plans = Plans()  # the updates' plans by call signature (docs/design.md, "Plans")
         self._rows = _metrics.state_size(self.spec, self._comp)
         self.stats = None
         if num_outputs is not None or not self.spec.per_output_stats:
@@ -135,7 +136,7 @@ class Metric(keras.metrics.Metric):
         if n == 1:
             return batch
         gathered = ctx.all_gather(ops.expand_dims(ops.stack(batch), 0), axis=0)
-        return _metrics.fold(ops_, self.spec, [tuple(gathered[i][r] for r in range(self._rows)) for i in range(n)])
+        return _metrics.fold(ops_, self.spec, [tuple([gathered[i][r] for r in range(self._rows)]) for i in range(n)])
 
     def _inputs(self, y_true: Any, y_pred: Any) -> tuple[Any, Any]:
         dt = _spec_dtype(self.dtype)
@@ -155,25 +156,28 @@ class Metric(keras.metrics.Metric):
         extra = () if km is None else (("mask", ops.reshape(km, tuple(km.shape) + (1,) *
                                                             (len(y_pred.shape) - len(km.shape)))),)
         prep = prepare(self.spec, Call(y_pred, y_true, weight, sample_weight, mask, extra_masks=extra),
-                       Context(ops_, NAMES, check_values=self.check_values, dtype=_spec_dtype(self.dtype)))
+                       Context(ops_, NAMES, check_values=self.check_values, dtype=_spec_dtype(self.dtype)),
+                       None if ops_.is_abstract(y_pred) else self._plans)  # (compiled: the graph caches)
         k = _metrics.n_outputs(self.spec, prep.shape)
         if self.stats is None:
             self._build(k)
         assert self.stats is not None
         if tuple(self.stats.shape)[1] != k:
             raise ValueError(f"a batch with {k} outputs cannot join a metric of {self.stats.shape[1]} outputs")
-        batch = tuple(ops.cast(b, self._acc) for b in _metrics.batch(ops_, prep, self._acc, self._comp))
+        batch = tuple([ops.cast(b, self._acc) for b in _metrics.batch(ops_, prep, self._acc, self._comp)])
         batch = self._across_replicas(ops_, batch)
         state = ops.convert_to_tensor(self.stats)
-        merged = _metrics.merge(ops_, self.spec, tuple(state[i] for i in range(self._rows)), batch)
+        merged = _metrics.merge(ops_, self.spec, tuple([state[i] for i in range(self._rows)]), batch)
         self.stats.assign(ops.stack(merged))
 
     def result(self) -> Any:
-        if self.stats is None:
-            return ops.convert_to_tensor(0.0, dtype=self.dtype)
+        """The value on everything seen; NaN where undefined (docs/metrics.md, "Undefined
+        values"), with an ``UndefinedMetricWarning`` when computed eagerly."""
         ops_ = KerasOps()
-        state = ops.convert_to_tensor(self.stats)
-        stats = tuple(state[i] for i in range(self._rows))
+        # (no state yet: a per-output metric that has seen no batch, whose value is undefined)
+        state = ops.convert_to_tensor(self.stats) if self.stats is not None else \
+            ops.zeros((self._rows, 1), dtype=self._acc)
+        stats = tuple([state[i] for i in range(self._rows)])
         out = _metrics.result(ops_, self.spec, stats, _spec_dtype(self.dtype))
         p = getattr(self, "num_regressors", 0)
         if p:

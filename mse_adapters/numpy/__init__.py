@@ -12,8 +12,12 @@ The options every loss shares: ``sample_weight`` (aligned with the leading axes 
 ``y_pred``), ``weight`` (broadcast by trailing rules: per element, per output), ``mask``
 (boolean, or 0/1), ``missing="nan"``, ``reduction`` and ``multioutput`` (docs/design.md,
 "Semantics"), and ``covariance`` / ``scale_tril`` / ``precision`` ("Whitening").
-Differences from scikit-learn, on purpose: all-zero weights, an all-false mask or an empty
-batch give 0 (scikit-learn raises); NaN or inf inputs propagate to the value instead of
+The preset functions are scikit-learn's metrics (where they reduce over the batch without a
+transform: the streaming metric of one batch): all-zero weights, an all-false mask or an
+empty batch give NaN with an :class:`~mse_adapters.UndefinedMetricWarning` (scikit-learn
+raises), and so does an output with no valid target; :func:`loss` and the derivatives are
+the losses, which give 0 there (docs/metrics.md, "Undefined values"). Other differences
+from scikit-learn, on purpose: NaN or inf inputs propagate to the value instead of
 raising (but under a mask or with ``missing="nan"``, where they count for nothing);
 ``sample_weight`` may have more than one axis; ``weight`` adds per-element and per-output
 weights.
@@ -40,6 +44,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .. import _core, _prepare
 from .._host import HostOps
+from .._metrics import METRIC_REDUCTIONS
 from .._ops import ArgNames, Ops
 from .._presets import PRESET_TABLE, F, documented, preset
 from .._spec import LossSpec
@@ -241,12 +246,20 @@ _CALL = ("y_true", "y_pred", "sample_weight", "weight", "mask", "covariance", "s
 
 
 def _bind(name: str, args: dict[str, Any]) -> Result:
-    """Evaluate the preset ``name`` on a binding's arguments (its ``locals()``)."""
+    """Evaluate the preset ``name`` on a binding's arguments (its ``locals()``). A reduction
+    over the batch without a transform is a metric (scikit-learn's role): the streaming
+    metric of one batch, whose undefined values are NaN (docs/metrics.md); the rest is the
+    loss."""
     fields, params = _prepare.split_params({k: v for k, v in args.items() if k not in _CALL})
     if not isinstance(fields.get("multioutput", ""), str):
         fields["multioutput"] = tuple(float(v) for v in fields["multioutput"])
     arrays: dict[str, Any] = {k: args.get(k) for k in _CALL[2:] if args.get(k) is not None}
-    return loss(preset(name, **fields), args["y_true"], args["y_pred"], params=params or None, **arrays)
+    spec = preset(name, **fields)
+    if not params and arrays.keys() <= {"sample_weight", "weight", "mask"} and spec.reduction in METRIC_REDUCTIONS:
+        from .metrics import metric
+
+        return metric(spec).update(args["y_true"], args["y_pred"], **arrays).compute()
+    return loss(spec, args["y_true"], args["y_pred"], params=params or None, **arrays)
 
 
 def _doc(name: str) -> Callable[[F], F]:

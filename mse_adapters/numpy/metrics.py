@@ -30,6 +30,8 @@ from . import NAMES, NumpyOps, Result
 __all__ = ["Metric", "metric", *(p.name for p in PRESET_TABLE)]
 
 _OPS = NumpyOps()
+#: The plans of the updates (docs/design.md, "Plans"; the spec is part of the key).
+_PLANS = _prepare.Plans(256)
 
 
 class Metric:
@@ -56,7 +58,8 @@ class Metric:
         """Add a batch (the losses' arguments and checks)."""
         with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
             prep = _prepare.prepare(self.spec, _prepare.Call(y_pred, y_true, weight, sample_weight, mask),
-                                    _prepare.Context(_OPS, NAMES, check_values=self.check_values, dtype="float64"))
+                                    _prepare.Context(_OPS, NAMES, check_values=self.check_values, dtype="float64"),
+                                    _PLANS)
             k = _metrics.n_outputs(self.spec, prep.shape)
             stats = _metrics.batch(_OPS, prep, "float64", False)
             self._add(stats, k)

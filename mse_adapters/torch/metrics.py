@@ -30,7 +30,7 @@ read from the first batch; under DDP give ``num_outputs`` when a rank may see no
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torchmetrics
@@ -38,7 +38,7 @@ from torch import Tensor
 
 from .. import _metrics
 from .._core import ArgNames
-from .._prepare import Call, Context, prepare
+from .._prepare import Call, Context, Plans, prepare
 from .._presets import PRESET_TABLE, preset
 from .._spec import LossSpec
 from . import TorchOps
@@ -53,15 +53,19 @@ class _MetricOps(TorchOps):
     """torch's primitives with the metrics' two optional ones (unweighted batches): the sum
     of a plain penalty of the residual in one or two passes (``F.mse_loss``'s fused sum of
     squares; |r| in place on the fresh residual), and the moments of the target from
-    reading passes (sum, the centred sum, the sum of the centred squares)."""
+    reading passes (sum, the centred sum, the sum of the centred squares). In place only
+    where no gradient is taken: ``forward``'s batch value is differentiable."""
 
     PLAIN_SUMS = frozenset({"square", "abs"})
 
     def plain_sum(self, penalty: str, a: Tensor, b: Tensor, axes: tuple[int, ...] | None) -> Tensor:
         if penalty == "square" and axes is None:
             return torch.nn.functional.mse_loss(a, b, reduction="sum")
-        d = a - b  # a fresh tensor: the penalty is applied in place (updates run without grad)
-        d = d.mul_(d) if penalty == "square" else d.abs_()
+        d = a - b  # a fresh tensor: the penalty is applied in place unless it is differentiated
+        if d.requires_grad:
+            d = d * d if penalty == "square" else d.abs()
+        else:
+            d = d.mul_(d) if penalty == "square" else d.abs_()
         return d.sum() if axes is None else d.sum(dim=axes)
 
     def moments(self, y: Tensor, axes: tuple[int, ...], acc: str) -> tuple[Tensor, Tensor]:
@@ -75,7 +79,8 @@ class _MetricOps(TorchOps):
         mhat = torch.sum(y, dim=axes) / n
         dev = y - mhat
         s1 = torch.sum(dev, dim=axes).to(dt)
-        s2 = dev.mul_(dev).sum(dim=axes).to(dt)  # (dev is fresh: squared in place, after s1)
+        # (dev is fresh: squared in place, after s1, unless it is differentiated)
+        s2 = (dev * dev if dev.requires_grad else dev.mul_(dev)).sum(dim=axes).to(dt)
         return mhat.to(dt) + s1 / n, s2 - s1 * (s1 / n)  # the corrected two-pass
 
 
@@ -94,12 +99,19 @@ class Metric(torchmetrics.Metric):
     """The streaming metric of any spec (a reduction over the batch: ``mean``, ``sum``,
     ``sum_over_batch_size`` or ``per_output``). ``num_outputs``: the number of outputs of a
     per-output spec (read from the first batch when None); ``kwargs``: torchmetrics'
-    (``dist_sync_on_step``, ``process_group``, ``sync_on_compute``, ...)."""
+    (``dist_sync_on_step``, ``process_group``, ``sync_on_compute``, ...).
 
-    is_differentiable = False
+    Differentiable as torchmetrics' regression metrics: ``forward``'s batch value carries
+    the gradient of the inputs (the accumulated state does not). The state's name,
+    ``stats_<key>``, tells what its update computes (:func:`mse_adapters._metrics.update_key`):
+    a ``MetricCollection``'s compute groups share a state only among metrics whose updates
+    are the same (``MeanSquaredError`` and ``RootMeanSquaredError``; never two Huber deltas).
+    ``stats`` reads it."""
+
+    is_differentiable = True
     higher_is_better: bool | None = None
     full_state_update = False
-    stats: Tensor
+    __jit_unused_properties__: ClassVar[list[str]] = [*torchmetrics.Metric.__jit_unused_properties__, "stats"]
 
     def __init__(self, spec: LossSpec, *, num_outputs: int | None = None, check_values: bool = True,
                  **kwargs: Any) -> None:
@@ -110,12 +122,23 @@ class Metric(torchmetrics.Metric):
             raise ValueError(f"num_outputs must be an int >= 1, got {num_outputs!r}")
         self._k_known = num_outputs is not None or not self.spec.per_output_stats
         self._compute_dtype = "float32"
+        self._plans = Plans()  # the updates' plans by call signature (docs/design.md, "Plans")
+        self._state = f"stats_{_metrics.update_key(self.spec)}{'' if check_values else '_unchecked'}"
         self._setup(num_outputs if self.spec.per_output_stats and num_outputs else 1)
+
+    @property
+    def stats(self) -> Tensor:
+        """The state: the statistics of :mod:`mse_adapters._metrics`, shape ``(fields, k)``."""
+        return getattr(self, self._state)
+
+    @stats.setter
+    def stats(self, value: Tensor) -> None:
+        setattr(self, self._state, value)
 
     def _setup(self, k: int) -> None:
         rows = _metrics.state_size(self.spec, False)
-        device = getattr(self, "stats", torch.zeros(())).device
-        self.add_state("stats", default=torch.zeros(rows, k, dtype=torch.float64, device=device),
+        device = self.stats.device if self._state in self._defaults else torch.device("cpu")
+        self.add_state(self._state, default=torch.zeros(rows, k, dtype=torch.float64, device=device),
                        dist_reduce_fx=functools.partial(_fold_stacked, self.spec))
 
     def _outputs(self, preds: Any) -> int:
@@ -126,7 +149,9 @@ class Metric(torchmetrics.Metric):
                 self._setup(k)
         return k
 
+    @torch.jit.unused
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The batch's value (differentiable), accumulated into the state."""
         self._outputs(args[0] if args else kwargs.get("preds"))
         return super().forward(*args, **kwargs)
 
@@ -134,7 +159,8 @@ class Metric(torchmetrics.Metric):
                mask: Any = None) -> None:
         """Add a batch (the losses' arguments and checks)."""
         prep = prepare(self.spec, Call(preds, target, weight, sample_weight, mask),
-                       Context(OPS, NAMES, check_values=self.check_values))
+                       Context(OPS, NAMES, check_values=self.check_values),
+                       None if torch.compiler.is_compiling() else self._plans)  # (compiled: the graph caches)
         k = self._outputs(prep.pred)
         if k != self.stats.shape[1]:
             raise ValueError(f"a batch with {k} outputs cannot join a metric of {self.stats.shape[1]} outputs "
@@ -144,7 +170,8 @@ class Metric(torchmetrics.Metric):
         self.stats = torch.stack(_metrics.merge(OPS, self.spec, tuple(self.stats), stats))
 
     def compute(self) -> Tensor:
-        """The value on everything seen (by every process, once synced)."""
+        """The value on everything seen (by every process, once synced); NaN where undefined
+        (docs/metrics.md, "Undefined values")."""
         out = _metrics.result(OPS, self.spec, tuple(self.stats), self._compute_dtype)
         adjusted = getattr(self, "adjusted", 0)
         if adjusted:

@@ -10,7 +10,7 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-MODULES = ["mse_adapters", "mse_adapters._spec", "mse_adapters.numpy", "mse_adapters.torch",
+MODULES = ["mse_adapters", "mse_adapters._spec", "mse_adapters._messages", "mse_adapters.numpy", "mse_adapters.torch",
            "mse_adapters.jax", "mse_adapters.keras"]
 FLAGS = doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS
 

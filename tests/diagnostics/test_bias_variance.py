@@ -21,11 +21,15 @@ REDUCTIONS = ("mean", "sum", "sum_over_batch_size", "none", "per_sample")
 SCALAR = ("mean", "sum", "sum_over_batch_size")
 
 
-def reference(p: np.ndarray, t: np.ndarray, **kw: object) -> tuple[object, object, object]:
+def reference(p: np.ndarray, t: np.ndarray, reduction: str = "mean", missing: str | None = None,
+              **kw: object) -> tuple[object, object, object]:
+    # the reference's MSE loss (a loss: an empty or fully masked batch is 0, where the metric
+    # function mnp.mse reports NaN)
+    spec = preset("mse", reduction=reduction, missing=missing)
     k = p.shape[0]
     pbar = p.sum(0) / k
-    bias2 = mnp.mse(t, pbar, **kw)
-    expected = sum(np.asarray(mnp.mse(t, p[i], **kw)) for i in range(k)) / k
+    bias2 = mnp.loss(spec, t, pbar, **kw)
+    expected = sum(np.asarray(mnp.loss(spec, t, p[i], **kw)) for i in range(k)) / k
     return bias2, expected - bias2, expected
 
 

@@ -181,6 +181,27 @@ def run_keras(spec: LossSpec, data: Data, parts: list[tuple[int, int]], order: S
     return np.asarray(keras.ops.convert_to_numpy(m.result()), dtype=np.float64)
 
 
+def fresh(backend: str, spec: LossSpec, dtype: str = "float32") -> np.ndarray:
+    """The value of a metric of ``spec`` that has seen no batch (of ``D`` outputs where the
+    backend is told the number up front)."""
+    if backend == "numpy":
+        return np.asarray(npm.metric(spec).compute())
+    if backend == "torch":
+        from mse_adapters.torch.metrics import Metric as TorchMetric
+
+        return TorchMetric(spec, num_outputs=D if spec.per_output_stats else None).compute().double().numpy()
+    if backend == "jax":
+        from mse_adapters.jax.metrics import metric
+
+        m = metric(spec)
+        return np.asarray(m.compute(m.init((1, D))), dtype=np.float64)
+    import keras
+
+    from mse_adapters.keras.metrics import Metric as KerasMetric
+
+    return np.asarray(keras.ops.convert_to_numpy(KerasMetric(spec, dtype=dtype).result()), dtype=np.float64)
+
+
 def available() -> dict[str, Callable[..., np.ndarray]]:
     """The runners of the installed backends (``MSE_ADAPTERS_TEST_BACKENDS`` restricts them,
     as in the conformance suite)."""

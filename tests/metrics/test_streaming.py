@@ -2,7 +2,7 @@
 partial states, every backend's metric equals the float64 reference loss on the
 concatenated data (values, to the dtype tolerance), for every preset x reduction x
 multioutput x weighting option; empty and fully masked batches are no-ops; NaN propagates
-unless masked."""
+unless masked. (A stream with no data at all, or an output with none: test_undefined.py.)"""
 
 from __future__ import annotations
 
@@ -24,8 +24,10 @@ def _check(backend: str, spec: LossSpec, data, parts, order, dtype: str | None =
     got = RUNNERS[backend](spec, data, parts, order, dtype)
     ref = np.asarray(reference(spec, data), dtype=np.float64)
     assert got.shape == ref.shape, (got.shape, ref.shape)
-    # float32 inputs: the reference on the float32-rounded data
-    assert_close(got, ref, dtype, f"{backend} {spec!r}", floor=1e-3 if dtype != "float64" else 0.0)
+    # float32 inputs: the reference on the float32-rounded data (R^2 and NMSE near 0 with the
+    # table's absolute bound for ratios: 1 - SSE/SST keeps float32's absolute, not relative, error)
+    tol = "float32-ratio" if dtype == "float32" and spec.finalize in ("nmse", "r2") else dtype
+    assert_close(got, ref, tol, f"{backend} {spec!r}", floor=1e-3 if dtype != "float64" else 0.0)
 
 
 def _rounded(data, dtype: str):  # noqa: ANN001, ANN202
@@ -102,16 +104,3 @@ def test_nan_propagates_unless_masked(backend: str) -> None:
         assert np.all(np.isfinite(got))
         assert_close(got, np.asarray(reference(spec, data)), DTYPE[backend], f"{backend} masked NaN",
                      floor=1e-3 if backend != "numpy" else 0.0)
-
-
-@pytest.mark.parametrize("backend", sorted(RUNNERS))
-def test_zero_total_weight_is_the_one_shot_value(backend: str) -> None:
-    rng = np.random.default_rng(4)
-    for spec in (LossSpec(), LossSpec(finalize="r2", multioutput="uniform_average"),
-                 LossSpec(finalize="sqrt", reduction="per_output")):
-        data = make_data(rng, 8, ("sample_weight",))
-        data.sample_weight[:] = 0.0
-        got = RUNNERS[backend](spec, data, [(0, 3), (3, 8)], [0])
-        ref = np.asarray(reference(spec, data))
-        np.testing.assert_array_equal(got, ref)
-

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from mse_adapters import LossSpec, UndefinedMetricWarning
 from mse_adapters import numpy as mnp
 from tests.conformance.harness import assert_close
 
@@ -79,8 +80,14 @@ def test_documented_differences_from_sklearn():
     y, p = np.array([1.0, 2.0]), np.array([0.0, 0.0])
     with pytest.raises(ValueError):
         skm.mean_squared_error(y, p, sample_weight=[0.0, 0.0])
-    assert mnp.mse(y, p, sample_weight=[0.0, 0.0]) == 0.0  # all-zero weights give 0
-    assert mnp.mse(np.zeros(0), np.zeros(0)) == 0.0  # an empty batch gives 0
+    # where scikit-learn raises (all-zero weights, an empty batch), the metric functions report
+    # the undefined value, NaN with a warning; the loss trains on 0
+    with pytest.warns(UndefinedMetricWarning, match="no data"):
+        assert np.isnan(mnp.mse(y, p, sample_weight=[0.0, 0.0]))
+    with pytest.warns(UndefinedMetricWarning, match="no data"):
+        assert np.isnan(mnp.mse(np.zeros(0), np.zeros(0)))
+    assert mnp.loss(LossSpec(), y, p, sample_weight=[0.0, 0.0]) == 0.0
+    assert mnp.loss(LossSpec(), np.zeros(0), np.zeros(0)) == 0.0
 
 
 finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)

@@ -44,7 +44,7 @@ from .. import _metrics
 from .._prepare import Call, Context, Plans, prepare
 from .._presets import PRESET_TABLE, preset
 from .._spec import LossSpec
-from . import NAMES, PACKAGE, KerasOps, _keras_mask, _same_rank
+from ._ops import NAMES, PACKAGE, KerasOps, _keras_mask, _same_rank
 
 #: The registration package of the metrics (``mse_adapters.metrics>R2Score``): the loss
 #: classes of the same names are ``mse_adapters>R2Score``.

@@ -43,31 +43,21 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .. import _core, _prepare
-from .._host import HostOps
 from .._metrics import METRIC_REDUCTIONS
-from .._ops import ArgNames, Ops
+from .._ops import Ops
 from .._presets import PRESET_TABLE, F, documented, preset
 from .._spec import LossSpec
 from . import _autodiff
+from ._ops import NAMES, NumpyOps, Result
+from .metrics import metric
 
 __all__ = [
     "gaussian_nll", "multivariate_gaussian_nll", "value_and_grad", "hessian_vector_product", "NumpyOps",
     "normalizer", *(name for r in PRESET_TABLE if r.binds for name in r.names("numpy")),  # the table's bindings
 ]
 
-NAMES = ArgNames(pred="y_pred", target="y_true")
-Result = float | NDArray[np.float64]
 Multioutput = str | Sequence[float]
 OptArray = ArrayLike | None
-
-
-class NumpyOps(HostOps):
-    """The reference's primitives: plain float64 NumPy."""
-
-    name = "numpy"
-    whiten_by = "solve"  # the reference whitens by a triangular solve against the float64 factor
-
-
 _OPS = NumpyOps()
 
 
@@ -256,8 +246,6 @@ def _bind(name: str, args: dict[str, Any]) -> Result:
     arrays: dict[str, Any] = {k: args.get(k) for k in _CALL[2:] if args.get(k) is not None}
     spec = preset(name, **fields)
     if not params and arrays.keys() <= {"sample_weight", "weight", "mask"} and spec.reduction in METRIC_REDUCTIONS:
-        from .metrics import metric
-
         return metric(spec).update(args["y_true"], args["y_pred"], **arrays).compute()
     return loss(spec, args["y_true"], args["y_pred"], params=params or None, **arrays)
 

@@ -25,7 +25,7 @@ from numpy.typing import ArrayLike
 from .. import _metrics, _prepare
 from .._presets import PRESET_TABLE
 from .._spec import LossSpec
-from . import NAMES, NumpyOps, Result
+from ._ops import NAMES, NumpyOps, Result
 
 __all__ = ["Metric", "metric", *(p.name for p in PRESET_TABLE)]
 

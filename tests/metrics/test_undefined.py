@@ -123,6 +123,8 @@ NO_DATA = [*ROW_SPECS, LossSpec(reduction="per_output"), LossSpec(penalty="abs",
            LossSpec(finalize="r2", multioutput="variance_weighted")]
 
 
+# torchmetrics warns when compute() runs before any update(): that is this test's case.
+@pytest.mark.filterwarnings("ignore:The ``compute`` method of metric:UserWarning")
 @pytest.mark.parametrize("backend", sorted(RUNNERS))
 @pytest.mark.parametrize("kind", ["fresh", "empty", "masked", "zero_weights"])
 def test_a_metric_with_no_data_is_nan(backend: str, kind: str) -> None:
@@ -138,6 +140,7 @@ def test_a_metric_with_no_data_is_nan(backend: str, kind: str) -> None:
         assert got.size and np.all(np.isnan(got)), (backend, kind, spec, got)
 
 
+@pytest.mark.filterwarnings("ignore:The ``compute`` method of metric:UserWarning")  # (as above)
 @pytest.mark.parametrize("backend", sorted(RUNNERS))
 def test_a_sum_over_no_data_is_zero(backend: str) -> None:
     spec = LossSpec(reduction="sum")

@@ -10,7 +10,7 @@ import numpy as np
 
 from mse_adapters import LossSpec
 
-from .harness import Case
+from .harness import Case, half_precision_sample
 
 BACKENDS: list[Any] = []
 
@@ -31,6 +31,10 @@ if importlib.util.find_spec("torch") is not None:
             self.device = device
             if device != "cpu":
                 self.name = f"torch-{device}"
+
+        def selected(self, case: Case, dtype: str) -> bool:
+            """Every case in float64 and float32, a sample in half precision (CI time)."""
+            return half_precision_sample(case, dtype)
 
         def tensor(self, x: np.ndarray | None, dtype: str, grad: bool) -> Any:
             if x is None:

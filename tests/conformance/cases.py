@@ -4,6 +4,7 @@ shapes, plus the named edge cases that break naive code."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 from collections.abc import Iterator
 
@@ -321,3 +322,9 @@ def structured_cases() -> Iterator[Case]:
 
 def all_cases() -> list[Case]:
     return [*grid(), *multioutput_cases(), *edge_cases(), *structured_cases()]
+
+
+@functools.lru_cache(maxsize=1)
+def grid_names() -> frozenset[str]:
+    """The names of the grid's cases (every preset x reduction x option), for the samples."""
+    return frozenset(c.name for c in (*grid(), *multioutput_cases(), *structured_cases()))

@@ -119,7 +119,6 @@ def _grid_cases() -> dict[str, Case]:
     for row in grid.ROWS:
         pen = row.spec.penalty
         params = {**grid.PARAMS.get(pen, {})}
-        plain = grid.hand_loss(pen, "plain", jnp, jax.nn.softplus)
         for option in grid.OPTIONS:
             fn = functools.partial(getattr(mjax, row.name), **params, **grid.option_fields(option))
             hand = grid.hand_loss(pen, option, jnp, jax.nn.softplus)
@@ -131,13 +130,8 @@ def _grid_cases() -> dict[str, Case]:
                         option: str = option) -> Any:
                 return hand(p, grid.option_target(option, t, tm, tn), w, m)
 
-            def plain_by_hand(p: Any, t: Any, tm: Any, tn: Any, w: Any, m: Any, plain: Any = plain) -> Any:
-                return plain(p, t, w, m)
-
             cands: list[tuple[str, Callable[..., Any]]] = [
                 (f"hand-written jnp ({option})", by_hand), (f"mse_adapters mjax.{row.name}", ours)]
-            if option != "plain":
-                cands.append(("hand-written jnp (plain)", plain_by_hand))
             cases[grid.case_name(row.name, option)] = (
                 cands, ("target", "target_masked", "target_missing", "weight", "mask"), grid.EXTRA_BYTES[option])
     return cases

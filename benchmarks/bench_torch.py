@@ -218,19 +218,16 @@ def _builtin_call(penalty: str, p: torch.Tensor, t: torch.Tensor) -> tuple[str, 
 def _grid_cases(x: dict[str, torch.Tensor]) -> dict[str, Case]:
     """Every penalty x option of the grid (the prediction and the target are the same arrays
     as the other cases'; the target is NaN under the mask where a mask is given)."""
-    p, t, w, m = x["pred"], x["target"], x["weight"], x["mask"]
+    p, t = x["pred"], x["target"]
     cases: dict[str, Case] = {}
     for row in grid.ROWS:
         pen = row.spec.penalty
         for option in GRID_OPTIONS:
             ours, by_hand = _option_calls(x, row, option)
-            named: list[tuple[str, Callable[[], Any]]] = [(f"mse_adapters {row.torch}", ours),
-                                                          (f"hand-written ({option})", by_hand)]
-            if pen in BUILTINS:
-                cands = [_builtin_call(pen, p, t), *named]
-            else:
-                plain = grid.hand_loss(pen, "plain", torch, F.softplus)
-                cands = [named[1], named[0], ("hand-written (plain)", functools.partial(plain, p, t, w, m))]
+            # the baseline of the target: torch's plain built-in, else the hand-written form
+            # with the same options (the batch-size rows compare every penalty with the latter)
+            base = _builtin_call(pen, p, t) if pen in BUILTINS else (f"hand-written ({option})", by_hand)
+            cands = [base, (f"mse_adapters {row.torch}", ours)]
             cases[grid.case_name(row.name, option)] = (cands, grid.EXTRA_BYTES[option], {})
     return cases
 
@@ -287,8 +284,9 @@ def _covariance() -> torch.Tensor:
 
 def run(sizes: tuple[int, ...] = SIZES, rounds: int = 9, compiled: bool = True, quick: bool = False,
         cases: str = "") -> list[Row]:
-    """Every case at every size of ``sizes`` (``quick``: forward and backward only), then the
-    batch-size rows; ``cases``: a regular expression the case names must match."""
+    """Every case at every size of ``sizes``, forward, and forward and backward (``quick``, the
+    grid and the compiled steps: forward and backward only), then the batch-size rows;
+    ``cases``: a regular expression the case names must match."""
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
     rows: list[Row] = []
@@ -298,9 +296,8 @@ def run(sizes: tuple[int, ...] = SIZES, rounds: int = 9, compiled: bool = True, 
         for case, (cands, extra_bytes, notes) in _cases(x, compiled).items():
             if not re.search(cases, case):
                 continue
-            for mode in ("fwd+bwd",) if quick else ("fwd", "fwd+bwd"):
-                if case.startswith("compiled") and mode == "fwd":
-                    continue
+            # the grid and the compiled steps: forward and backward only (their targets)
+            for mode in ("fwd+bwd",) if quick or case.startswith(("grid-", "compiled")) else ("fwd", "fwd+bwd"):
                 # the floor: read pred and target (and the weight / mask) once, and in the
                 # backward write one gradient
                 moved = elem * (4 + 4 + extra_bytes) + (elem * 4 if mode == "fwd+bwd" else 0)

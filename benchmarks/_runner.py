@@ -140,6 +140,9 @@ def measure(
     calls = max(1, int(min_sample_s / max(max(single), 1e-9)))
     times: dict[str, list[float]] = {c.name: [] for c in candidates}
     gc.collect()
+    # what is alive now (a framework's few hundred thousand objects) is never scanned again:
+    # a full collection between rounds took 0.1-0.2 s in the torch worker, half of its time
+    gc.freeze()
     enabled = gc.isenabled()
     gc.disable()
     try:

@@ -6,6 +6,7 @@ one thread, then the performance targets judged, a Markdown table and a JSON fil
     python -m benchmarks --backends torch --sizes 1e2,1e7 --rounds 5
     python -m benchmarks --backends torch --sizes '' --cases '^batch-' --merge   # re-run some cells
     python -m benchmarks --docs               # also write the tables into docs/benchmarks.md
+    python -m benchmarks --rewrite --docs     # measure nothing: write results/latest.json's tables again
     python -m benchmarks --readme             # also put the table into README.md
 
 Benchmarks measure; nothing here asserts a time. The ratios are medians of per-round ratios
@@ -111,7 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=pathlib.Path, default=RESULTS)
     ap.add_argument("--docs", action="store_true", help="also write the tables into docs/benchmarks.md")
     ap.add_argument("--readme", action="store_true", help="also update README.md's Performance table")
+    ap.add_argument("--rewrite", action="store_true",
+                    help="measure nothing: judge the targets of OUT/latest.json again and write its tables")
     args = ap.parse_args(argv)
+    if args.rewrite:
+        result = json.loads((args.out / "latest.json").read_text())
+        result["targets"] = judge(result)
+        write(result, args.out, args.docs, args.readme)
+        return 0
 
     sizes = parse_sizes(args.sizes)
     rounds = 5 if args.quick and args.rounds == 9 else args.rounds
@@ -130,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             result["skipped"][backend] = "framework not installed"
             continue
         got = run_backend(backend, sizes, rounds, extra)
-        result["backends"][backend] = got["info"]
+        result["backends"][backend] = {**got["info"], **({"cases": args.cases} if args.cases else {})}
         result["rows"] += [{**r, "date": date} for r in got["rows"]]
         result["target_defs"] += got["target_defs"]
     result["import"] = import_time()
@@ -141,17 +149,23 @@ def main(argv: list[str] | None = None) -> int:
         result = merge(json.loads(latest.read_text()), result)
     result["targets"] = judge(result)
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    latest.write_text(json.dumps(result, indent=1) + "\n")
-    md = markdown(result)
-    (args.out / "latest.md").write_text(md)
-    print(md)
+    write(result, args.out, args.docs, args.readme)
     print(f"took {result['duration_s']:.0f} s", flush=True)
-    if args.docs:
-        update_blocks(DOCS, docs_blocks(result))
-    if args.readme:
-        update_readme(ROOT / "README.md", result)
     return 0
+
+
+def write(result: dict[str, Any], out: pathlib.Path, docs: bool, readme: bool) -> None:
+    """``out``/latest.json and latest.md, and the tables of docs/benchmarks.md and README.md
+    when asked."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(result, indent=1) + "\n")
+    md = markdown(result)
+    (out / "latest.md").write_text(md)
+    print(md)
+    if docs:
+        update_blocks(DOCS, docs_blocks(result))
+    if readme:
+        update_readme(ROOT / "README.md", result)
 
 
 if __name__ == "__main__":

@@ -120,7 +120,8 @@ def header(result: dict[str, Any]) -> str:
         versions = ", ".join(f"{k} {v}" for k, v in info.items()
                              if k in ("torch", "jax", "optax", "keras", "backend_version"))
         clock = CLOCKS.get(info.get("clock", ""), ("clock unknown",))[0]
-        took = f", {info['cpu_s'] / 60:.1f} min of CPU" if "cpu_s" in info else ""
+        only = f" of the cases matching {info['cases']!r}" if info.get("cases") else ""
+        took = f", {info['cpu_s'] / 60:.1f} min of CPU in its last run{only}" if "cpu_s" in info else ""
         parts.append(f"{b} ({versions}): {_dates(result['rows'], b)}, {clock}{took}")
     return (
         f"Measured on {m['cpu']} ({m['cores']} cores, {m['memory_gib']} GiB, {m['os']}), Python "

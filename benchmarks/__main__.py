@@ -2,11 +2,17 @@
 one thread, then the performance targets judged, a Markdown table and a JSON file written.
 
     python -m benchmarks                      # everything installed, results/latest.{md,json}
+    python -m benchmarks --quick              # fewer rounds, value_and_grad / fwd+bwd only
     python -m benchmarks --backends torch --sizes 1e2,1e7 --rounds 5
+    python -m benchmarks --backends torch --sizes '' --cases '^batch-' --merge   # re-run some cells
+    python -m benchmarks --docs               # also write the tables into docs/benchmarks.md
+    python -m benchmarks --rewrite --docs     # measure nothing: write results/latest.json's tables again
     python -m benchmarks --readme             # also put the table into README.md
 
 Benchmarks measure; nothing here asserts a time. The ratios are medians of per-round ratios
-measured interleaved in one process (see ``benchmarks/_runner.py``).
+measured interleaved in one process (see ``benchmarks/_runner.py``). ``--merge`` keeps the
+cells of the last run (results/latest.json) that this run does not measure again and judges
+every target on the merged cells.
 """
 
 from __future__ import annotations
@@ -24,10 +30,11 @@ import tempfile
 from typing import Any
 
 from ._runner import SINGLE_THREAD_ENV, SIZES, loadavg, machine
-from .report import markdown, update_readme
+from .report import docs_blocks, judge, markdown, merge, update_blocks, update_readme
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+DOCS = ROOT / "docs" / "benchmarks.md"
 
 #: name -> (worker module, its environment)
 BACKENDS: dict[str, tuple[str, dict[str, str]]] = {
@@ -48,16 +55,15 @@ def installed(backend: str) -> bool:
     return all(importlib.util.find_spec(n) is not None for n in needs)
 
 
-def run_backend(backend: str, sizes: list[int], rounds: int, compiled: bool) -> dict[str, Any]:
+def run_backend(backend: str, sizes: list[int], rounds: int, extra: list[str]) -> dict[str, Any]:
+    """One backend's worker (``extra``: its further arguments)."""
     module, env_extra = BACKENDS[backend]
     env = {**os.environ, **SINGLE_THREAD_ENV, **env_extra}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         out = pathlib.Path(f.name)
     cmd = [sys.executable, "-m", "benchmarks.worker", module, "--out", str(out),
-           "--sizes", ",".join(str(s) for s in sizes), "--rounds", str(rounds)]
-    if not compiled:
-        cmd.append("--no-compile")
+           "--sizes", ",".join(str(s) for s in sizes), "--rounds", str(rounds), *extra]
     print(f"== {backend}", flush=True)
     try:
         subprocess.run(cmd, cwd=ROOT, env=env, check=True)
@@ -97,23 +103,33 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated, from: " + ", ".join(BACKENDS))
     ap.add_argument("--sizes", default=",".join(str(s) for s in SIZES), type=str)
     ap.add_argument("--rounds", type=int, default=9, help="rounds per cell (small sizes: at least 15)")
+    ap.add_argument("--quick", action="store_true",
+                    help="5 rounds (small sizes: 15), forward + backward (value_and_grad, fit) only, no torch.compile")
+    ap.add_argument("--cases", default="", help="only the cases whose name matches this regular expression")
     ap.add_argument("--no-compile", action="store_true", help="skip the torch.compile cells")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the cells of the last run (OUT/latest.json) that this run does not measure")
     ap.add_argument("--out", type=pathlib.Path, default=RESULTS)
+    ap.add_argument("--docs", action="store_true", help="also write the tables into docs/benchmarks.md")
     ap.add_argument("--readme", action="store_true", help="also update README.md's Performance table")
+    ap.add_argument("--rewrite", action="store_true",
+                    help="measure nothing: judge the targets of OUT/latest.json again and write its tables")
     args = ap.parse_args(argv)
+    if args.rewrite:
+        result = json.loads((args.out / "latest.json").read_text())
+        result["targets"] = judge(result)
+        write(result, args.out, args.docs, args.readme)
+        return 0
 
     sizes = parse_sizes(args.sizes)
+    rounds = 5 if args.quick and args.rounds == 9 else args.rounds
+    extra = [*(["--no-compile"] if args.no_compile or args.quick else []), *(["--quick"] if args.quick else []),
+             *(["--cases", args.cases] if args.cases else [])]
     started = datetime.datetime.now(datetime.timezone.utc)
+    date = started.strftime("%Y-%m-%d %H:%M UTC")
     result: dict[str, Any] = {
-        "date": started.strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": machine(),
-        "threads": 1,
-        "dtype": "float32",
-        "load_before": loadavg(),
-        "backends": {},
-        "skipped": {},
-        "rows": [],
-        "targets": [],
+        "date": date, "machine": machine(), "threads": 1, "dtype": "float32", "load_before": loadavg(),
+        "backends": {}, "skipped": {}, "rows": [], "target_defs": [],
     }
     for backend in [b for b in args.backends.split(",") if b]:
         if backend not in BACKENDS:
@@ -121,27 +137,35 @@ def main(argv: list[str] | None = None) -> int:
         if not installed(backend):
             result["skipped"][backend] = "framework not installed"
             continue
-        got = run_backend(backend, sizes, args.rounds, not args.no_compile)
-        result["backends"][backend] = got["info"]
-        result["rows"] += got["rows"]
-        result["targets"] += got["targets"]
-    imp = import_time()
-    result["import"] = imp
-    result["targets"].append({
-        "target": "import mse_adapters: no framework, <= 50 ms", "backend": "none",
-        "measured": imp["median_s"] * 1e3, "unit": "ms", "limit": 50.0, "at_most": True,
-        "met": imp["median_s"] <= 0.05 and not imp["frameworks_loaded"],
-    })
+        got = run_backend(backend, sizes, rounds, extra)
+        result["backends"][backend] = {**got["info"], **({"cases": args.cases} if args.cases else {})}
+        result["rows"] += [{**r, "date": date} for r in got["rows"]]
+        result["target_defs"] += got["target_defs"]
+    result["import"] = import_time()
     result["load_after"] = loadavg()
+    result["duration_s"] = round((datetime.datetime.now(datetime.timezone.utc) - started).total_seconds(), 1)
+    latest = args.out / "latest.json"
+    if args.merge and latest.is_file():
+        result = merge(json.loads(latest.read_text()), result)
+    result["targets"] = judge(result)
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "latest.json").write_text(json.dumps(result, indent=1) + "\n")
-    md = markdown(result)
-    (args.out / "latest.md").write_text(md)
-    print(md)
-    if args.readme:
-        update_readme(ROOT / "README.md", result)
+    write(result, args.out, args.docs, args.readme)
+    print(f"took {result['duration_s']:.0f} s", flush=True)
     return 0
+
+
+def write(result: dict[str, Any], out: pathlib.Path, docs: bool, readme: bool) -> None:
+    """``out``/latest.json and latest.md, and the tables of docs/benchmarks.md and README.md
+    when asked."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(result, indent=1) + "\n")
+    md = markdown(result)
+    (out / "latest.md").write_text(md)
+    print(md)
+    if docs:
+        update_blocks(DOCS, docs_blocks(result))
+    if readme:
+        update_readme(ROOT / "README.md", result)
 
 
 if __name__ == "__main__":

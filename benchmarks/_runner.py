@@ -67,6 +67,8 @@ class Row:
     rounds: int
     calls_per_round: int
     note: str = ""
+    clock: str = "wall"  # a name of CLOCKS
+    date: str = ""  # of the run (set by python -m benchmarks)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -81,21 +83,37 @@ def quantile(xs: Sequence[float], q: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
-#: The clock: wall time by default; ``MSE_ADAPTERS_BENCH_CLOCK=cpu`` takes the process' CPU
-#: time instead (user + system, every thread), which a busy shared machine's preemption does
-#: not inflate; for the single-threaded calls measured here it equals the wall time of a
-#: quiet machine. The report says which clock was used.
-CLOCK_NAME = os.environ.get("MSE_ADAPTERS_BENCH_CLOCK", "wall")
-CLOCK = time.process_time if CLOCK_NAME == "cpu" else time.perf_counter
+#: The clocks a benchmark can be timed by: wall time, the process' CPU time (user + system,
+#: every thread) or the calling thread's CPU time. On a busy shared machine the wall time of
+#: a single-threaded call grows with the load (preemption), its CPU time much less. torch
+#: runs every operation of a one-thread process on the calling thread, the forward and the
+#: backward, so the thread's clock is the one for it; XLA:CPU (JAX) executes a jitted program
+#: on a thread of its own, so JAX is timed by the process' CPU time.
+CLOCKS: dict[str, tuple[str, Callable[[], float]]] = {
+    "wall": ("wall time", time.perf_counter),
+    "process": ("process CPU time", time.process_time),
+    "thread": ("thread CPU time", time.thread_time),
+}
 
 
-def _time_calls(fn: Callable[[], Any], calls: int, sync: Callable[[], None] | None) -> float:
-    t0 = CLOCK()
+def clock_name(default: str) -> str:
+    """The clock of a benchmark: ``default`` (the backend's), or ``MSE_ADAPTERS_BENCH_CLOCK``
+    when set (``wall``, ``process`` or ``thread``; ``cpu`` is ``process``)."""
+    name = os.environ.get("MSE_ADAPTERS_BENCH_CLOCK", default)
+    name = "process" if name == "cpu" else name
+    if name not in CLOCKS:
+        raise ValueError(f"MSE_ADAPTERS_BENCH_CLOCK must be one of {', '.join(CLOCKS)} (or cpu), got {name!r}")
+    return name
+
+
+def _time_calls(fn: Callable[[], Any], calls: int, sync: Callable[[], None] | None,
+                clock: Callable[[], float]) -> float:
+    t0 = clock()
     for _ in range(calls):
         fn()
     if sync is not None:
         sync()
-    return (CLOCK() - t0) / calls
+    return (clock() - t0) / calls
 
 
 def measure(
@@ -105,27 +123,33 @@ def measure(
     min_sample_s: float = 0.02,
     warmup: int = 2,
     sync: Callable[[], None] | None = None,
+    clock: str = "wall",
 ) -> dict[str, list[float]]:
-    """Per-round times per call of each candidate, interleaved (see the module docstring).
-    ``candidates[0]`` is the baseline. Each sample repeats the call often enough to last
-    ``min_sample_s``; the garbage collector is off while timing."""
+    """Per-round times per call of each candidate, interleaved (see the module docstring),
+    by ``clock`` (a name of :data:`CLOCKS`). ``candidates[0]`` is the baseline. Each sample
+    repeats the call often enough to last ``min_sample_s``; the garbage collector is off
+    while timing."""
+    now = CLOCKS[clock][1]
     for c in candidates:
         for _ in range(warmup):
             c.run()
     if sync is not None:
         sync()
     # calls per sample, from the slowest candidate's single-call time, the same for all
-    single = [_time_calls(c.run, 1, sync) for c in candidates]
+    single = [_time_calls(c.run, 1, sync, now) for c in candidates]
     calls = max(1, int(min_sample_s / max(max(single), 1e-9)))
     times: dict[str, list[float]] = {c.name: [] for c in candidates}
     gc.collect()
+    # what is alive now (a framework's few hundred thousand objects) is never scanned again:
+    # a full collection between rounds took 0.1-0.2 s in the torch worker, half of its time
+    gc.freeze()
     enabled = gc.isenabled()
     gc.disable()
     try:
         for r in range(rounds):
             k = r % len(candidates)
             for c in list(candidates[k:]) + list(candidates[:k]):
-                times[c.name].append(_time_calls(c.run, calls, sync))
+                times[c.name].append(_time_calls(c.run, calls, sync, now))
             gc.collect()
     finally:
         if enabled:
@@ -146,9 +170,12 @@ def cell_rows(
     sync: Callable[[], None] | None = None,
     notes: dict[str, str] | None = None,
     warmup: int = 2,
+    clock: str = "wall",
+    extra: dict[str, Any] | None = None,
 ) -> list[Row]:
-    """Measure a cell; one row per candidate (the baseline's ratio is 1)."""
-    times = measure(candidates, rounds=rounds, sync=sync, warmup=warmup)
+    """Measure a cell; one row per candidate (the baseline's ratio is 1). ``extra``: what
+    the rows carry besides (e.g. the input's shape)."""
+    times = measure(candidates, rounds=rounds, sync=sync, warmup=warmup, clock=clock)
     calls = int(times.pop("__calls__")[0])
     base = candidates[0].name
     rows = []
@@ -160,7 +187,8 @@ def cell_rows(
             ratio=statistics.median(ratios), ratio_q1=quantile(ratios, 0.25),
             ratio_q3=quantile(ratios, 0.75), time_s=t,
             baseline_time_s=statistics.median(times[base]), gbps=bytes_moved / t / 1e9,
-            rounds=rounds, calls_per_round=calls, note=(notes or {}).get(c.name, ""),
+            rounds=rounds, calls_per_round=calls, note=(notes or {}).get(c.name, ""), clock=clock,
+            extra=dict(extra or {}),
         ))
     return rows
 
@@ -195,7 +223,6 @@ def machine() -> dict[str, Any]:
         "memory_gib": mem_gib,
         "os": f"{platform.system()} {platform.release()}",
         "python": sys.version.split()[0],
-        "clock": "process CPU time" if CLOCK_NAME == "cpu" else "wall time",
     }
 
 
@@ -215,6 +242,9 @@ class Target:
     candidate: str
     limit: float
     at_most: bool = True  # False: the ratio must be at least ``limit`` (e.g. steps/s)
+    #: a family of targets reported as one line of the targets table (their cells are in a
+    #: table of their own), e.g. every penalty and option of a grid; "" for a target of its own
+    group: str = ""
 
     def find(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
         for r in rows:
@@ -225,8 +255,9 @@ class Target:
 
     def judge(self, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         r = self.find(rows)
-        out: dict[str, Any] = {"target": self.name, "limit": self.limit,
-                               "at_most": self.at_most, "backend": self.backend}
+        out: dict[str, Any] = {"target": self.name, "limit": self.limit, "at_most": self.at_most,
+                               "backend": self.backend, "group": self.group, "case": self.case,
+                               "size": self.size}
         if r is None:
             out.update(measured=None, met=None)
         else:

@@ -1,15 +1,23 @@
 """JAX: the adapter's functions against Optax and the best hand-written jnp forms, under
 ``jax.jit``.
 
-Run by ``python -m benchmarks`` in a process of its own, with XLA on one thread. Inputs
-are float32 of shape (N / 10, 10). "fwd" is the jitted loss; "fwd+bwd" is the jitted
-``jax.value_and_grad`` with respect to the predictions. Every call is waited for
-(``block_until_ready``); compilation happens in the warm-up, never in a timed call.
+Run by ``python -m benchmarks`` in a process of its own, with XLA on one thread, timed by
+the process' CPU time (XLA:CPU runs a program on a thread of its own; see
+``_runner.CLOCKS``). Inputs are float32 of shape (N / 10, 10). "fwd" is the jitted loss;
+"fwd+bwd" is the jitted ``jax.value_and_grad`` with respect to the predictions. Every call
+is waited for (``block_until_ready``); compilation happens in the warm-up, never in a timed
+call.
+
+The grid (cases ``grid-*``, at :data:`GRID_SIZES`, value_and_grad): every penalty with each
+option (none, a weight, a mask, both, missing targets) against the hand-written ``jnp`` form
+with the same options.
 """
 
 from __future__ import annotations
 
-import math
+import functools
+import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -21,9 +29,13 @@ import optax
 from mse_adapters import jax as mjax
 
 from . import penalties as grid
-from ._runner import SIZES, Candidate, Row, Target, cell_rows
+from ._runner import SIZES, Candidate, Row, Target, cell_rows, clock_name
 
 D = 10  # outputs per sample
+CLOCK = clock_name("process")
+GRID_SIZES = (10**6, 10**7)
+GRID_GROUP = ("JAX under jit, value_and_grad at N=1e6 and 1e7, every penalty and option, vs hand-written jnp "
+              "with the same options")
 
 #: A case: [(candidate name, loss(p, *args))] with the baseline first, its extra arrays,
 #: the bytes per element read beyond the prediction and the target.
@@ -40,10 +52,9 @@ TARGETS = [
 
 
 TARGETS += [
-    Target(f"JAX {row.name} {option} under jit, N=1e7 value_and_grad, vs plain hand-written jnp", "jax",
-           grid.case_name(row.name, option), 10**7, "fwd+bwd", f"mse_adapters mjax.{row.name}",
-           1.05 if option == "plain" else 1.2)
-    for row in grid.ROWS for option in grid.OPTIONS
+    Target(f"JAX {row.name} {option} under jit, N={n:.0e} value_and_grad, vs hand-written jnp ({option})", "jax",
+           grid.case_name(row.name, option), n, "fwd+bwd", f"mse_adapters mjax.{row.name}", 1.1, group=GRID_GROUP)
+    for n in GRID_SIZES for row in grid.ROWS for option in grid.OPTIONS
 ]
 
 
@@ -96,36 +107,33 @@ def _cases(n: int) -> dict[str, Case]:
                           lambda p, t, tn: _masked_by_hand(p, tn, ~jnp.isnan(tn)))],
                         ("target", "target_missing"), 0),
     }
-    if n in grid.GRID_SIZES:
+    if n in GRID_SIZES:
         cases.update(_grid_cases())
     return cases
 
 
 def _grid_cases() -> dict[str, Case]:
-    """Every penalty x option: the baseline is the plain hand-written jnp form of the penalty;
-    the candidates take (p, t, t with NaN under the mask, w, m)."""
+    """Every penalty x option: the baseline is the hand-written jnp form with the same options;
+    the candidates take (p, t, t NaN under the mask, t NaN where missing, w, m)."""
     cases: dict[str, Case] = {}
     for row in grid.ROWS:
         pen = row.spec.penalty
-        fn = getattr(mjax, row.name)
-        params = grid.PARAMS.get(pen, {})
-        plain = grid.hand_loss(pen, "plain", jnp, jax.nn.softplus)
+        params = {**grid.PARAMS.get(pen, {})}
         for option in grid.OPTIONS:
+            fn = functools.partial(getattr(mjax, row.name), **params, **grid.option_fields(option))
             hand = grid.hand_loss(pen, option, jnp, jax.nn.softplus)
-            masked = option.endswith("mask")
 
-            def ours(p: Any, t: Any, tm: Any, w: Any, m: Any, fn: Any = fn, option: str = option,
-                     masked: bool = masked, params: dict[str, float] = params) -> Any:
-                return fn(p, tm if masked else t, **params, **grid.option_kwargs(option, w, m))
+            def ours(p: Any, t: Any, tm: Any, tn: Any, w: Any, m: Any, fn: Any = fn, option: str = option) -> Any:
+                return fn(p, grid.option_target(option, t, tm, tn), **grid.option_kwargs(option, w, m))
 
-            def by_hand(p: Any, t: Any, tm: Any, w: Any, m: Any, hand: Any = hand, masked: bool = masked) -> Any:
-                return hand(p, tm if masked else t, w, m)
+            def by_hand(p: Any, t: Any, tm: Any, tn: Any, w: Any, m: Any, hand: Any = hand,
+                        option: str = option) -> Any:
+                return hand(p, grid.option_target(option, t, tm, tn), w, m)
 
-            extra = {"plain": 0, "weight": 4, "mask": 1, "weight+mask": 5}[option]
+            cands: list[tuple[str, Callable[..., Any]]] = [
+                (f"hand-written jnp ({option})", by_hand), (f"mse_adapters mjax.{row.name}", ours)]
             cases[grid.case_name(row.name, option)] = (
-                [("hand-written jnp (plain)", lambda p, t, tm, w, m, plain=plain: plain(p, t, w, m)),
-                 (f"mse_adapters mjax.{row.name}", ours), (f"hand-written jnp ({option})", by_hand)],
-                ("target", "target_masked", "weight", "mask"), extra)
+                cands, ("target", "target_masked", "target_missing", "weight", "mask"), grid.EXTRA_BYTES[option])
     return cases
 
 
@@ -138,18 +146,22 @@ def _candidate(name: str, fn: Callable[..., Any], args: tuple[jax.Array, ...], m
     return Candidate(name, call)
 
 
-def run(sizes: tuple[int, ...] = SIZES, rounds: int = 9) -> list[Row]:
+def run(sizes: tuple[int, ...] = SIZES, rounds: int = 9, quick: bool = False, cases: str = "") -> list[Row]:
+    """Every case at every size of ``sizes``: forward and value_and_grad (``quick``, and the
+    grid: value_and_grad only); ``cases``: a regular expression the case names must match."""
     rows: list[Row] = []
     for n in sizes:
         x = _data(n)
         elem = int(x["pred"].size)
         for case, (cands, extra, extra_bytes) in _cases(n).items():
+            if not re.search(cases, case):
+                continue
             args = (x["pred"], *(x[k] for k in extra))
-            for mode in ("fwd", "fwd+bwd"):
+            for mode in ("fwd+bwd",) if quick or case.startswith("grid-") else ("fwd", "fwd+bwd"):
                 moved = elem * (4 + 4 + extra_bytes) + (elem * 4 if mode == "fwd+bwd" else 0)
                 candidates = [_candidate(name, fn, args, mode) for name, fn in cands]
                 rows += cell_rows("jax", case, n, mode, candidates, moved,
-                                  rounds=rounds if n >= 10**6 else max(rounds, 15))
+                                  rounds=rounds if n >= 10**6 else max(rounds, 15), clock=CLOCK)
                 print(f"  jax {case:20s} {n:>9d} {mode:8s} " + "  ".join(
                     f"{r.ratio:.2f}" for r in rows[-len(candidates) + 1:]), flush=True)
     return rows
@@ -157,5 +169,4 @@ def run(sizes: tuple[int, ...] = SIZES, rounds: int = 9) -> list[Row]:
 
 def info() -> dict[str, Any]:
     return {"jax": jax.__version__, "optax": optax.__version__,
-            "xla_flags": __import__("os").environ.get("XLA_FLAGS", ""),
-            "log10_sizes": [round(math.log10(s)) for s in SIZES]}
+            "xla_flags": os.environ.get("XLA_FLAGS", ""), "clock": CLOCK}

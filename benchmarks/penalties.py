@@ -1,7 +1,12 @@
 """The penalty grid shared by the torch and JAX benchmarks: every penalty of the table with
-no option, a weight, a mask and both, against the framework's built-in where it has one and
-the best hand-written equivalent with the same options (no framework imported here: the
-hand-written forms are written once over an array namespace, ``torch`` or ``jax.numpy``).
+no option, a weight, a mask, both and missing targets (``missing="nan"``), against the
+framework's built-in where it has one and the best hand-written equivalent with the same
+options (no framework imported here: the hand-written forms are written once over an array
+namespace, ``torch`` or ``jax.numpy``).
+
+The inputs of every option: the prediction ``p``, the target ``t``, the target NaN under the
+mask ``tm`` (the options with a mask: the mask must remove the NaN), the target NaN where it
+is missing ``tn`` (``missing``), a weight ``w`` of the input's shape and a boolean mask ``m``.
 """
 
 from __future__ import annotations
@@ -16,10 +21,14 @@ from mse_adapters._presets import PRESET_TABLE
 PARAMS: dict[str, dict[str, float]] = {"huber": {"delta": 0.5}, "smooth_l1": {"beta": 0.5},
                                        "expectile": {"tau": 0.8}, "pseudo_huber": {"delta": 0.5},
                                        "quantile": {"tau": 0.8}}
-OPTIONS = ("plain", "weight", "mask", "weight+mask")
-#: Sizes at which the grid runs (every option and penalty): the per-call overhead and the
-#: large-input throughput.
-GRID_SIZES = (10**2, 10**7)
+OPTIONS = ("plain", "weight", "mask", "weight+mask", "missing")
+#: The options of the batch-size rows (torch eager, forward + backward).
+BATCH_OPTIONS = ("weight", "mask", "weight+mask", "missing")
+#: The input shapes of the batch-size rows: a regression head's batch, a small and a large
+#: multi-output batch.
+BATCH_SHAPES = ((32, 1), (256, 10), (4096, 64))
+#: The bytes per element each option reads beyond the prediction and the target.
+EXTRA_BYTES = {"plain": 0, "weight": 4, "mask": 1, "weight+mask": 5, "missing": 0}
 #: One preset per penalty (the finalizer-free rows of the table).
 ROWS = [r for r in PRESET_TABLE if r.spec.finalize == "identity"]
 
@@ -52,8 +61,9 @@ def hand_rho(penalty: str, xp: Any, softplus: Callable[[Any], Any]) -> Callable[
 
 
 def hand_loss(penalty: str, option: str, xp: Any, softplus: Callable[[Any], Any]) -> Callable[..., Any]:
-    """The best hand-written mean with ``option``: f(p, t, w, m) (the target is NaN under the
-    mask; rho(0) = 0 for every penalty, so the select on the residual is the only one)."""
+    """The best hand-written mean with ``option``: f(p, t, w, m), ``t`` the target of the
+    option (:func:`option_target`: NaN under the mask, or where missing; rho(0) = 0 for every
+    penalty, so the select on the residual is the only one). It checks nothing."""
     rho = hand_rho(penalty, xp, softplus)
     if option == "plain":
         return lambda p, t, w, m: rho(p - t).mean()
@@ -66,14 +76,34 @@ def hand_loss(penalty: str, option: str, xp: Any, softplus: Callable[[Any], Any]
             wm = xp.where(m, w, 0.0)
             return (wm * rho(xp.where(m, p - t, 0.0))).sum() / wm.sum()
         return both
+    if option == "missing":
+        def present(p: Any, t: Any, w: Any, m: Any) -> Any:
+            v = ~xp.isnan(t)
+            return rho(xp.where(v, p - t, 0.0)).sum() / v.sum()
+        return present
     raise KeyError(option)
 
 
 def option_kwargs(option: str, w: Any, m: Any) -> dict[str, Any]:
-    """The adapter's keyword arguments for ``option``."""
+    """The adapter's call arguments for ``option`` (``missing``: none; the loss is built with
+    :func:`option_fields`)."""
     return {"plain": {}, "weight": {"weight": w}, "mask": {"mask": m},
-            "weight+mask": {"weight": w, "mask": m}}[option]
+            "weight+mask": {"weight": w, "mask": m}, "missing": {}}[option]
+
+
+def option_fields(option: str) -> dict[str, Any]:
+    """The loss' own arguments for ``option`` besides the penalty parameters."""
+    return {"missing": "nan"} if option == "missing" else {}
+
+
+def option_target(option: str, t: Any, tm: Any, tn: Any) -> Any:
+    """The target ``option`` is measured on: NaN under the mask, NaN where missing, or clean."""
+    return tm if "mask" in option else tn if option == "missing" else t
 
 
 def case_name(row_name: str, option: str) -> str:
     return f"grid-{row_name}-{option}"
+
+
+def batch_case_name(row_name: str, option: str) -> str:
+    return f"batch-{row_name}-{option}"

@@ -117,11 +117,10 @@ def _grid_cases() -> dict[str, Case]:
     the candidates take (p, t, t NaN under the mask, t NaN where missing, w, m)."""
     cases: dict[str, Case] = {}
     for row in grid.ROWS:
-        pen = row.spec.penalty
-        params = {**grid.PARAMS.get(pen, {})}
+        params = grid.params(row)
         for option in grid.OPTIONS:
             fn = functools.partial(getattr(mjax, row.name), **params, **grid.option_fields(option))
-            hand = grid.hand_loss(pen, option, jnp, jax.nn.softplus)
+            hand = grid.hand_loss(row, option, jnp, jax.nn.softplus)
 
             def ours(p: Any, t: Any, tm: Any, tn: Any, w: Any, m: Any, fn: Any = fn, option: str = option) -> Any:
                 return fn(p, grid.option_target(option, t, tm, tn), **grid.option_kwargs(option, w, m))

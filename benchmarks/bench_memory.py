@@ -40,13 +40,13 @@ row = [r for r in grid.ROWS if r.name == name][0]
 pen = row.spec.penalty
 if who == "ours":
     kw = grid.option_kwargs(option, w, m)
-    module = getattr(mt, row.torch)(**grid.PARAMS.get(pen, {}))
+    module = getattr(mt, row.torch)(**grid.params(row))
     f = lambda: module(p, tm if "mask" in kw else t, **kw)
 elif pen in BUILTINS:
     builtin = BUILTINS[pen][1]
     f = lambda: builtin(p, t)
 else:
-    hand = grid.hand_loss(pen, "plain", torch, F.softplus)
+    hand = grid.hand_loss(row, "plain", torch, F.softplus)
     f = lambda: hand(p, t, w, m)
 def rss():
     with open("/proc/self/statm") as fh:

@@ -198,7 +198,7 @@ def _cases(x: dict[str, torch.Tensor], compiled: bool) -> dict[str, Case]:
 
 def _ours(row: Any, option: str) -> torch.nn.Module:
     """The preset's module for ``option`` (built once, as a training loop does)."""
-    return getattr(mt, row.torch)(**grid.PARAMS.get(row.spec.penalty, {}), **grid.option_fields(option))
+    return getattr(mt, row.torch)(**grid.params(row), **grid.option_fields(option))
 
 
 def _option_calls(x: dict[str, torch.Tensor], row: Any, option: str) -> tuple[Callable[[], Any], Callable[[], Any]]:
@@ -206,7 +206,7 @@ def _option_calls(x: dict[str, torch.Tensor], row: Any, option: str) -> tuple[Ca
     p, w, m = x["pred"], x["weight"], x["mask"]
     target = grid.option_target(option, x["target"], x["target_masked"], x["target_missing"])
     module, kw = _ours(row, option), grid.option_kwargs(option, w, m)
-    hand = grid.hand_loss(row.spec.penalty, option, torch, F.softplus)
+    hand = grid.hand_loss(row, option, torch, F.softplus)
     return (lambda: module(p, target, **kw)), (lambda: hand(p, target, w, m))
 
 

@@ -17,10 +17,16 @@ from typing import Any
 
 from mse_adapters._presets import PRESET_TABLE
 
-#: The penalty parameters of the grid (away from the defaults, so that both branches run).
+#: The penalty parameters of the grid by preset (away from the defaults, so that both
+#: branches run); a preset not named here takes its own.
 PARAMS: dict[str, dict[str, float]] = {"huber": {"delta": 0.5}, "smooth_l1": {"beta": 0.5},
                                        "expectile": {"tau": 0.8}, "pseudo_huber": {"delta": 0.5},
-                                       "quantile": {"tau": 0.8}}
+                                       "quantile": {"tau": 0.8}, "barron": {"alpha": 0.5, "scale": 0.5}}
+
+
+def params(row: Any) -> dict[str, float]:
+    """The parameters a preset row's binding is called with in the grid."""
+    return dict(PARAMS.get(row.name, {}))
 OPTIONS = ("plain", "weight", "mask", "weight+mask", "missing")
 #: The options of the batch-size rows (torch eager, forward + backward).
 BATCH_OPTIONS = ("weight", "mask", "weight+mask", "missing")
@@ -33,9 +39,11 @@ EXTRA_BYTES = {"plain": 0, "weight": 4, "mask": 1, "weight+mask": 5, "missing": 
 ROWS = [r for r in PRESET_TABLE if r.spec.finalize == "identity"]
 
 
-def hand_rho(penalty: str, xp: Any, softplus: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """rho(r), hand-written as a user would (elementwise, the framework's own ops)."""
-    p = PARAMS.get(penalty, {})
+def hand_rho(row: Any, xp: Any, softplus: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """rho(r) of a preset row, hand-written as a user would (elementwise, the framework's own
+    ops; Barron's as the paper writes it, each named case by its closed form)."""
+    penalty = row.spec.penalty
+    p = {**{k: getattr(row.spec, k) for k in ("delta", "beta", "tau", "alpha", "scale")}, **params(row)}
     if penalty == "square":
         return lambda r: r * r
     if penalty == "abs":
@@ -57,14 +65,26 @@ def hand_rho(penalty: str, xp: Any, softplus: Callable[[Any], Any]) -> Callable[
     if penalty == "quantile":
         tau = p["tau"]
         return lambda r: xp.where(r > 0, (1.0 - tau) * r, -tau * r)
+    if penalty == "barron":
+        return _barron(p["alpha"], p["scale"], xp)
     raise KeyError(penalty)
 
 
-def hand_loss(penalty: str, option: str, xp: Any, softplus: Callable[[Any], Any]) -> Callable[..., Any]:
+def _barron(a: float, c: float, xp: Any) -> Callable[[Any], Any]:
+    c2 = c * c
+    if a == 0.0:  # Cauchy
+        return lambda r: c2 * xp.log1p(0.5 * (r / c) ** 2)
+    if a == -math.inf:  # Welsch
+        return lambda r: c2 * (1.0 - xp.exp(-0.5 * (r / c) ** 2))
+    b = abs(a - 2.0)
+    return lambda r: c2 * (b / a) * (((r / c) ** 2 / b + 1.0) ** (a / 2.0) - 1.0)
+
+
+def hand_loss(row: Any, option: str, xp: Any, softplus: Callable[[Any], Any]) -> Callable[..., Any]:
     """The best hand-written mean with ``option``: f(p, t, w, m), ``t`` the target of the
     option (:func:`option_target`: NaN under the mask, or where missing; rho(0) = 0 for every
     penalty, so the select on the residual is the only one). It checks nothing."""
-    rho = hand_rho(penalty, xp, softplus)
+    rho = hand_rho(row, xp, softplus)
     if option == "plain":
         return lambda p, t, w, m: rho(p - t).mean()
     if option == "weight":

@@ -171,7 +171,11 @@ def weight_check(name: str) -> Check:
     def rules(xp: Any, lo: Any, hi: Any) -> list[Rule]:
         return [((lo > -np.inf) & (hi < np.inf), finite, {}), (lo >= 0, negative, {})]
 
-    return Check(_extrema, rules)
+    return Check(_extrema, rules, _nonnegative_finite)
+
+
+def _nonnegative_finite(lo: float, hi: float) -> bool:
+    return bool(lo >= 0 and hi < np.inf)  # (NaN fails both)
 
 
 def _mask_check(name: str) -> Check:
@@ -185,7 +189,11 @@ def _mask_check(name: str) -> Check:
     def rules(xp: Any, n: Any) -> list[Rule]:
         return [(n == 0, text, {})]
 
-    return Check(stats, rules)
+    return Check(stats, rules, _zero)
+
+
+def _zero(n: float) -> bool:
+    return bool(n == 0)
 
 
 def _param_check(name: str) -> Check:
@@ -211,7 +219,7 @@ def _normalizer_rules(xp: Any, lo: Any, hi: Any) -> list[Rule]:
             (lo >= 0, msg.NORMALIZER_NEGATIVE, {"lo": lo})]
 
 
-_NORMALIZER_CHECK = Check(_extrema, _normalizer_rules)
+_NORMALIZER_CHECK = Check(_extrema, _normalizer_rules, _nonnegative_finite)
 
 
 def _var_rules(xp: Any, lo: Any, hi: Any) -> list[Rule]:

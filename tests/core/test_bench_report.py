@@ -182,3 +182,17 @@ def test_update_blocks_refuses_missing_repeated_or_reversed_markers(tmp_path, te
     with pytest.raises(ValueError, match="once each"):
         report.update_blocks(page, {"targets": "| x |"})
     assert page.read_text() == text
+
+
+def test_readme_gets_the_headline_rows_once(tmp_path):
+    result = _run("2026-12-01 10:00 UTC")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\n{report.README_START}\nold\n{report.README_END}\n\nafter\n", encoding="utf-8")
+    for _ in range(2):  # idempotent
+        report.update_readme(readme, result)
+    text = readme.read_text(encoding="utf-8")
+    block = text[text.index(report.README_START):text.index(report.README_END)]
+    assert "old" not in block and text.endswith("after\n") and text.count(report.README_START) == 1
+    rows = [line for line in block.splitlines() if line.startswith("| torch")]
+    assert rows == ["| torch `MSELoss()`, 1e7 elements | 1.01x | `torch.nn.MSELoss` |"]  # only what was measured
+    assert "Measured" not in block and block.count("| loss | time ratio | against |") == 1

@@ -316,11 +316,38 @@ def update_blocks(path: pathlib.Path, blocks: dict[str, str]) -> None:
     path.write_text(text)
 
 
+#: README's headline rows: (what, the target's case, size and backend; the baseline's words).
+HEADLINES = (
+    ("torch `MSELoss()`, 1e7 elements", "plain-mse", 10**7, "torch", "`torch.nn.MSELoss`"),
+    ("torch `MSELoss` with a weight and a mask, 1e7", "grid-mse-weight+mask", 10**7, "torch",
+     "plain `torch.nn.MSELoss`"),
+    ("torch `HuberLoss` with a mask, 1e7", "grid-huber-mask", 10**7, "torch", "`F.huber_loss` (plain)"),
+    ("torch `MSELoss` with a weight and a mask, (4096, 64)", "batch-mse-weight+mask", 4096 * 64, "torch",
+     "hand-written, same options"),
+    ("torch `MSELoss` with a weight and a mask, (32, 1)", "batch-mse-weight+mask", 32, "torch",
+     "hand-written, same options"),
+    ("JAX `mse` with a weight and a mask under `jit`, 1e7", "grid-mse-weight+mask", 10**7, "jax",
+     "hand-written `jnp`, same options"),
+    ("Keras `model.fit`, `MeanSquaredError()`", "fit-mse", None, "keras-tensorflow", "`loss=\"mse\"`"),
+)
+
+
+def headline_table(result: dict[str, Any]) -> str:
+    """A few rows for README (forward and backward, time ratios; the full tables are the
+    docs'): each headline's target, where the run measured it."""
+    lines = ["| loss | time ratio | against |", "|---|---|---|"]
+    for what, case, size, backend, baseline in HEADLINES:
+        hit = [t for t in result["targets"] if t.get("case") == case and t.get("backend") == backend
+               and (size is None or t.get("size") == size) and t.get("measured") is not None]
+        if hit:
+            lines.append(f"| {what} | {hit[0]['measured']:.2f}x | {baseline} |")
+    return "\n".join(lines)
+
+
 def update_readme(path: pathlib.Path, result: dict[str, Any]) -> None:
-    """Put the header and the targets table between README's markers."""
-    block = "\n".join(["", header(result), "", targets_table(result), "",
-                       "Every case at its largest size, forward and backward (time ratios; the "
-                       "full table, every size and mode, is `benchmarks/results/latest.md`):", "",
-                       summary_table(result), ""])
+    """Put the headline rows between README's markers (the full tables: docs/benchmarks.md)."""
+    m = result["machine"]
+    block = "\n".join(["", f"Forward and backward, one thread, interleaved with the baseline in one process "
+                       f"({m['cores']} cores, {result['dtype']}):", "", headline_table(result), ""])
     path.write_text(_replace_between(path.read_text(), README_START, README_END, block, str(path)))
 

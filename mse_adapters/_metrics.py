@@ -36,7 +36,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -182,6 +182,20 @@ def _plain(prep: Prepared) -> bool:
             and not prep.params)
 
 
+class _Sums(NamedTuple):
+    """A batch's loss statistics before accumulation: ``total`` and ``den`` (each of shape
+    ``(k,)``), the output axes, the units, the valid-element selector and the per-output
+    weight-and-mask (None when every unit counts 1)."""
+
+    total: Array
+    den: Array
+    k: int
+    axes: tuple[int, ...] | None
+    units: Any
+    valid: Array | None
+    wm_o: Array | None
+
+
 def batch(ops: Ops, prep: Prepared, acc: str, compensated: bool) -> Stats:
     """The statistics of one prepared batch, in the accumulator dtype ``acc`` (pairs of it
     when ``compensated``).
@@ -191,92 +205,90 @@ def batch(ops: Ops, prep: Prepared, acc: str, compensated: bool) -> Stats:
     axes)`` for the penalties in its ``PLAIN_SUMS``, the sum of penalty(a - b) over ``axes``
     (None: all) in the fewest passes, and ``moments(y, axes, acc)``, the mean (in ``acc``)
     and centred second moment of ``y`` in one or two reading passes (float64-accumulated)."""
+    s = _loss_sums(ops, prep)
+    up = functools.partial(ops.asarray, dtype=acc)
+    zero = None if not compensated else _full(ops, 0.0, s.k, prep.pred, acc)
+    pairs: list[tuple[Array, Array | None]] = [(up(s.total), zero), (up(s.den), zero)]
+    if moments(prep.spec):
+        pairs += _moment_pairs(ops, prep, s, acc, zero)
+    return _join(pairs)
+
+
+def _loss_sums(ops: Ops, prep: Prepared) -> _Sums:
+    """The penalty's weighted sum and the reduction's normalizer of one batch, per output
+    when the spec keeps outputs; by the backend's ``plain_sum`` when it has one for an
+    unweighted, unmasked batch."""
     spec = prep.spec
-    plain = _plain(prep)
     # (with the per-sample stage and no mask every sample has the same number of elements,
     # so the sum of the per-sample means is the plain sum over that number)
     per = prep.shape[-1] if spec.per_sample and prep.shape else 1
-    fused = (plain and spec.penalty in getattr(ops, "PLAIN_SUMS", ()) and not spec.unit_norm
+    fused = (_plain(prep) and spec.penalty in getattr(ops, "PLAIN_SUMS", ()) and not spec.unit_norm
              and isinstance(per, int) and per > 0)
-    sum_sq: Any = functools.partial(ops.plain_sum, spec.penalty) if fused else None  # type: ignore[attr-defined]
-    if sum_sq is not None:
-        shape = prep.shape
-        oshape = shape if len(shape) > 1 else (shape[0], 1) if shape else ()
-        u = _core._Units(prep.pred, None, None, shape)  # (only its shape is read below)
-        valid = None
-        wl = wm = None
-    else:
-        u, valid = _core.units_of(ops, prep)
-        wl, wm = _core._weight_and_mask(ops, u)
-        if wl is None:
-            wl = u.loss
     like = prep.pred
+    if fused:
+        sum_sq = functools.partial(ops.plain_sum, spec.penalty)  # type: ignore[attr-defined]
+        u = _core._Units(prep.pred, None, None, prep.shape)  # (only its shape is read below)
+        if spec.per_output_stats:
+            oshape = u.shape if len(u.shape) > 1 else (u.shape[0], 1)
+            k, axes = oshape[-1], tuple(range(len(oshape) - 1))
+            total = ops.reshape(sum_sq(prep.pred, prep.target, axes if len(u.shape) > 1 else None), (k,))
+            return _Sums(total, _full(ops, ops.count(prep.pred) / k, k, like), k, axes, u, None, None)
+        total = ops.reshape(sum_sq(prep.pred, prep.target, None), (1,))
+        d: Any = ops.count(prep.pred)
+        if per != 1:
+            total, d = total / float(per), d / float(per)
+        return _Sums(total, _full(ops, d, 1, like), 1, None, u, None, None)
+    u, valid = _core.units_of(ops, prep)
+    wl, wm = _core._weight_and_mask(ops, u)
+    if wl is None:
+        wl = u.loss
     if spec.per_output_stats:
         oshape = u.shape if len(u.shape) > 1 else (u.shape[0], 1)
-        k = oshape[-1]
-        axes: tuple[int, ...] | None = tuple(range(len(oshape) - 1))
-        if sum_sq is not None:
-            total = sum_sq(prep.pred, prep.target, axes if len(u.shape) > 1 else None)
-            total = ops.reshape(total, (k,))
-            n_elem: Any = ops.count(prep.pred) / k
-            den = _full(ops, n_elem, k, like)
-            wm_o = None
-        else:
-            wl_o = _core._as_outputs(ops, wl, u.shape)
-            total = ops.sum(wl_o, axes)
-            wm_o = None if wm is None else _core._as_outputs(ops, wm, u.shape)
-            den = _full(ops, ops.count(wl_o, axes) if wm_o is None else ops.sum(wm_o, axes), k, like)
+        k, axes = oshape[-1], tuple(range(len(oshape) - 1))
+        wl_o = _core._as_outputs(ops, wl, u.shape)
+        wm_o = None if wm is None else _core._as_outputs(ops, wm, u.shape)
+        den = ops.count(wl_o, axes) if wm_o is None else ops.sum(wm_o, axes)
+        return _Sums(ops.sum(wl_o, axes), _full(ops, den, k, like), k, axes, u, valid, wm_o)
+    if spec.reduction == "mean":
+        d = _core._normalizer(ops, u, wm)
+    else:  # sum_over_batch_size (and sum: not used)
+        d = ops.count(wl) if u.valid is None else count_true(ops, u.valid, u.loss)
+    return _Sums(ops.reshape(ops.sum(wl), (1,)), _full(ops, d, 1, like), 1, None, u, valid, None)
+
+
+def _moment_pairs(ops: Ops, prep: Prepared, s: _Sums, acc: str,
+                  zero: Array | None) -> list[tuple[Array, Array | None]]:
+    """The target's statistics for NMSE and R^2: its weighted mean, centred second moment
+    and count, each an (accumulator, compensation) pair; centred within the batch (the
+    corrected two-pass) or by the backend's ``moments`` primitive."""
+    assert s.axes is not None
+    compensated = zero is not None
+    up = functools.partial(ops.asarray, dtype=acc)
+    valid, wm_o, den, like = s.valid, s.wm_o, s.den, prep.pred
+    y = _core._as_outputs(ops, prep.target if valid is None else ops.where(valid, prep.target, 0.0), s.units.shape)
+    fast_moments = getattr(ops, "moments", None)
+    if wm_o is None and fast_moments is not None and not compensated:
+        mean_acc, m2 = fast_moments(y, s.axes, acc)
+        return [(mean_acc, None), (up(m2), None), (up(den), None)]
+    if wm_o is None:
+        mhat = safe_div(ops, ops.sum(y, s.axes), den)
+        dev = y - mhat
+        s1 = ops.sum(dev, s.axes)
+        s2 = ops.sum(dev * dev, s.axes)
+        cnt = den
     else:
-        k, axes = 1, None
-        if sum_sq is not None:
-            total = ops.reshape(sum_sq(prep.pred, prep.target, None), (1,))
-            d: Any = ops.count(prep.pred)
-            if per != 1:
-                total, d = total / float(per), d / float(per)
-        else:
-            total = ops.reshape(ops.sum(wl), (1,))
-            if spec.reduction == "mean":
-                d = _core._normalizer(ops, u, wm)
-            else:  # sum_over_batch_size (and sum: not used)
-                d = ops.count(wl) if u.valid is None else count_true(ops, u.valid, u.loss)
-        den = _full(ops, d, 1, like)
-        wm_o = None
-
-    def up(x: Array) -> Array:
-        return ops.asarray(x, dtype=acc)
-
-    zero = None if not compensated else _full(ops, 0.0, k, like, acc)
-    pairs: list[tuple[Array, Array | None]] = [(up(total), zero), (up(den), zero)]
-    if moments(spec):
-        assert axes is not None
-        y = _core._as_outputs(ops, prep.target if valid is None else ops.where(valid, prep.target, 0.0), u.shape)
-        fast_moments = getattr(ops, "moments", None)
-        if wm_o is None and fast_moments is not None and not compensated:
-            mean_acc, m2 = fast_moments(y, axes, acc)
-            pairs += [(mean_acc, None), (up(m2), None), (up(den), None)]
-            return _join(pairs)
-        if wm_o is None:
-            mhat = safe_div(ops, ops.sum(y, axes), den)
-            dev = y - mhat
-            s1 = ops.sum(dev, axes)
-            s2 = ops.sum(dev * dev, axes)
-            cnt = den
-        else:
-            mhat = safe_div(ops, ops.sum(wm_o * y, axes), den)
-            dev = y - mhat
-            wdev = wm_o * dev
-            s1 = ops.sum(wdev, axes)
-            s2 = ops.sum(wdev * dev, axes)
-            vo = None if valid is None else _core._as_outputs(ops, ops.broadcast_to(valid, prep.shape), u.shape)
-            cnt = _full(ops, ops.count(y, axes) if vo is None else count_true(ops, vo, like, axes), k, like)
-        shift = safe_div(ops, s1, den)  # the batch mean's correction (the corrected two-pass)
-        m2 = s2 - s1 * shift
-        if compensated:
-            mean = _two_sum(mhat, shift)
-        else:
-            mean = (up(mhat) + up(shift), None)
-        pairs += [mean, (up(m2), zero), (up(cnt), zero)]
-    return _join(pairs)
+        mhat = safe_div(ops, ops.sum(wm_o * y, s.axes), den)
+        dev = y - mhat
+        wdev = wm_o * dev
+        s1 = ops.sum(wdev, s.axes)
+        s2 = ops.sum(wdev * dev, s.axes)
+        vo = None if valid is None else _core._as_outputs(ops, ops.broadcast_to(valid, prep.shape), s.units.shape)
+        n = ops.count(y, s.axes) if vo is None else count_true(ops, vo, like, s.axes)
+        cnt = _full(ops, n, s.k, like)
+    shift = safe_div(ops, s1, den)  # the batch mean's correction (the corrected two-pass)
+    m2 = s2 - s1 * shift
+    mean = _two_sum(mhat, shift) if compensated else (up(mhat) + up(shift), None)
+    return [mean, (up(m2), zero), (up(cnt), zero)]
 
 
 # ---------------------------------------------------------------------------------------

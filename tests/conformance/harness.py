@@ -174,6 +174,14 @@ def reference_value_and_grad(case: Case, wrt: Sequence[str]) -> tuple[np.ndarray
     return np.asarray(value, dtype=np.float64), {n: grads[_REF_NAMES[n]] for n in wrt}
 
 
+def selected(name: str) -> bool:
+    """Whether ``MSE_ADAPTERS_TEST_BACKENDS`` (unset: every backend) selects the backend
+    ``name``: for the tests that run backends outside the grid (the reference alone, JAX
+    against torch), which CI's per-Keras-backend reruns would only repeat."""
+    wanted = [w for w in os.environ.get("MSE_ADAPTERS_TEST_BACKENDS", "").split(",") if w]
+    return not wanted or any(name.startswith(w) for w in wanted)
+
+
 def backends() -> list[Backend]:
     """Every installed backend, discovered from the ``backend_*.py`` files here.
 

@@ -6,12 +6,14 @@ into a virtual environment that is reused between runs.
 
 from __future__ import annotations
 
+import concurrent.futures
 import glob
 import logging
 import os
 import pathlib
 import re
 import shutil
+import subprocess
 
 import nox
 
@@ -73,42 +75,87 @@ def tests(session: nox.Session) -> None:
         env = {"KERAS_BACKEND": backend, "MSE_ADAPTERS_TEST_BACKENDS": "keras",
                "MSE_ADAPTERS_KERAS_DTYPES": KERAS_CI_DTYPES.get(backend, "")}
         session.run("pytest", *WORKERS, *KERAS_RERUN, *session.posargs, env=env)
+    wheel = _WheelCheck(session)  # its install runs while the examples and the docs build run
+    try:
+        _run_examples(session)
+        _build_docs(session, os.path.join(session.create_tmp(), "site"))
+        wheel.finish()
+    finally:
+        wheel.stop()  # (a failed step above leaves no install running)
+
+
+def _run_examples(session: nox.Session) -> None:
+    """Run every example but the gallery's (the docs build runs those), two at a time, each
+    in a process of its own; what each prints is shown in order, and a failure fails the
+    session with its output."""
     gallery = _gallery()
-    for name in sorted(os.listdir("examples")):
-        # _gallery.py: the gallery's helpers; the gallery's examples run in the docs build
-        if name.endswith(".py") and not name.startswith("_") and name not in gallery:
-            session.run("python", os.path.join("examples", name))
-    _build_docs(session, os.path.join(session.create_tmp(), "site"))
-    _check_wheel(session)
+    # _gallery.py: the gallery's helpers
+    names = [n for n in sorted(os.listdir("examples"))
+             if n.endswith(".py") and not n.startswith("_") and n not in gallery]
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        outputs = pool.map(lambda n: session.run("python", os.path.join("examples", n), silent=True), names)
+        for out in outputs:
+            if out:  # (None under --install-only)
+                print(out, end="", flush=True)
 
 
+#: The longest the wheel's install into a clean environment may take (it takes about a minute).
+WHEEL_INSTALL_TIMEOUT_S = 1200
 #: What a wheel installed in a clean environment must import (every adapter and its metrics).
 WHEEL_IMPORTS = ("mse_adapters", "mse_adapters.numpy", "mse_adapters.numpy.metrics", "mse_adapters.torch",
                  "mse_adapters.torch.metrics", "mse_adapters.jax", "mse_adapters.jax.metrics",
                  "mse_adapters.keras", "mse_adapters.keras.metrics")
 
 
-def _check_wheel(session: nox.Session) -> None:
+class _WheelCheck:
     """Build an sdist and a wheel (`python -m build`), install the wheel with every extra into
-    a new, empty virtual environment and import every adapter from it (outside the clone)."""
-    session.log("building an sdist and a wheel, installing the wheel into a clean virtual environment")
-    tmp = os.path.abspath(session.create_tmp())
-    dist, venv = os.path.join(tmp, "dist"), os.path.join(tmp, "wheel-venv")
-    for path in (dist, venv):
-        shutil.rmtree(path, ignore_errors=True)
-    # silent: the build's ~220 lines of copying/adding show only if it fails
-    if session.run("python", "-m", "build", "--no-isolation", "--outdir", dist, ".", silent=True) is None:
-        return  # --install-only: nothing runs, so there is no wheel to install
-    (wheel,) = glob.glob(os.path.join(dist, "*.whl"))
-    assert glob.glob(os.path.join(dist, "*.tar.gz")), "no sdist was built"
-    session.run("python", "-m", "venv", "--without-pip", venv)
-    python = os.path.join(venv, "bin", "python")
-    session.run("python", "-m", "pip", "--python", python, "install", "-q", f"{wheel}[all]", *CONSTRAINTS,
-                silent=True)  # its output (pip notices) only on a failure
-    check = ("import importlib, os, sys; mods = [importlib.import_module(m) for m in sys.argv[1:]]; "
-             "assert all(os.path.realpath(m.__file__).startswith(os.path.realpath(sys.prefix)) for m in mods), "
-             "[m.__file__ for m in mods]; print('the wheel imports', len(mods), 'modules')")
-    session.run(python, "-I", "-c", check, *WHEEL_IMPORTS, external=True, env={"KERAS_BACKEND": "tensorflow"})
+    a new, empty virtual environment and import every adapter from it (outside the clone).
+
+    The install (about a minute: it unpacks torch, TensorFlow and JAX) runs in the
+    background while the examples and the docs build use the CPU; ``finish`` waits for it
+    and shows pip's output only if it failed."""
+
+    def __init__(self, session: nox.Session) -> None:
+        self.session, self.proc = session, None
+        session.log("building an sdist and a wheel, installing the wheel into a clean virtual environment "
+                    "(in the background)")
+        tmp = os.path.abspath(session.create_tmp())
+        dist, self.venv = os.path.join(tmp, "dist"), os.path.join(tmp, "wheel-venv")
+        self.log = os.path.join(tmp, "wheel-install.log")
+        for path in (dist, self.venv):
+            shutil.rmtree(path, ignore_errors=True)
+        # silent: the build's ~220 lines of copying/adding show only if it fails
+        if session.run("python", "-m", "build", "--no-isolation", "--outdir", dist, ".", silent=True) is None:
+            return  # --install-only: nothing runs, so there is no wheel to install
+        (wheel,) = glob.glob(os.path.join(dist, "*.whl"))
+        assert glob.glob(os.path.join(dist, "*.tar.gz")), "no sdist was built"
+        session.run("python", "-m", "venv", "--without-pip", self.venv)
+        pip = [os.path.join(session.bin, "python"), "-m", "pip", "--python", self.python, "install", "-q",
+               f"{wheel}[all]", *CONSTRAINTS]
+        with open(self.log, "w") as out:
+            self.proc = subprocess.Popen(pip, stdout=out, stderr=subprocess.STDOUT)
+
+    @property
+    def python(self) -> str:
+        return os.path.join(self.venv, "bin", "python")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def finish(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.wait(timeout=WHEEL_INSTALL_TIMEOUT_S) != 0:
+            with open(self.log) as f:
+                print(f.read())
+            self.session.error("installing the wheel into a clean virtual environment failed (pip's output above)")
+        check = ("import importlib, os, sys; mods = [importlib.import_module(m) for m in sys.argv[1:]]; "
+                 "assert all(os.path.realpath(m.__file__).startswith(os.path.realpath(sys.prefix)) for m in mods), "
+                 "[m.__file__ for m in mods]; print('the wheel imports', len(mods), 'modules')")
+        self.session.run(self.python, "-I", "-c", check, *WHEEL_IMPORTS, external=True,
+                         env={"KERAS_BACKEND": "tensorflow"})
 
 
 def _build_docs(session: nox.Session, site_dir: str) -> None:

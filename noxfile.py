@@ -94,9 +94,9 @@ def _run_examples(session: nox.Session) -> None:
              if n.endswith(".py") and not n.startswith("_") and n not in gallery]
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         outputs = pool.map(lambda n: session.run("python", os.path.join("examples", n), silent=True), names)
-        for out in outputs:
-            if out:  # (None under --install-only)
-                print(out, end="", flush=True)
+        for name, out in zip(names, outputs):
+            if out is not None:  # (None under --install-only)
+                print(f"-- examples/{name}:\n{out}", end="", flush=True)
 
 
 #: The longest the wheel's install into a clean environment may take (it takes about a minute).

@@ -545,11 +545,51 @@ class _Delta(NamedTuple):
     delta: Any
 
 
+def _cauchy(ops: Any, r: Array, c: Any) -> tuple[Array, Array, Array]:
+    """alpha = 0: (rho, rho', rho'') = (c**2 log1p(q / 2), r / d, (1 - q / 2) / d**2), q =
+    (r / c)**2, d = 1 + q / 2 (each division on its own: d**2 overflows before the result)."""
+    x = r / c
+    q = x * x
+    d = 1.0 + 0.5 * q
+    return (c * c) * ops.log1p(0.5 * q), r / d, ((1.0 - 0.5 * q) / d) / d
+
+
+def _geman_mcclure(ops: Any, r: Array, c: Any) -> tuple[Array, Array, Array]:
+    """alpha = -2: (c**2 2 q / (q + 4), r / d**2, (1 - 3 q / 4) / d**3), d = 1 + q / 4; the
+    value as 2 / (1 + 4 / q) beyond q = 4 (its limit 2 c**2 where q overflows)."""
+    x = r / c
+    q = x * x
+    d = 1.0 + 0.25 * q
+    big = q > 4.0
+    f = ops.where(big, 2.0 / (1.0 + 4.0 / ops.where(big, q, 1.0)), (2.0 * q) / (q + 4.0))
+    return (c * c) * f, (r / d) / d, (((1.0 - 0.75 * q) / d) / d) / d
+
+
+def _welsch(ops: Any, r: Array, c: Any) -> tuple[Array, Array, Array]:
+    """alpha = -inf: (-c**2 expm1(-q / 2), r e**(-q / 2), (1 - q) e**(-q / 2))."""
+    x = r / c
+    q = x * x
+    e = _exp(ops, -0.5 * q, _dtype(ops, q), -1.0)
+    return -(c * c) * ops.expm1(-0.5 * q), r * e, (1.0 - q) * e
+
+
+#: The named cases' closed forms (rho, rho', rho'') for a Python-float alpha: a few
+#: operations, where the general form's stable parts take about thirty (docs/penalties.md).
+_NAMED_FORMS = {0.0: _cauchy, -2.0: _geman_mcclure, -math.inf: _welsch}
+
+
+def _named(p: Any) -> Any:
+    """The closed form of a named case, or None (an array alpha, or another value)."""
+    return _NAMED_FORMS.get(p.alpha) if _is_number(p.alpha) else None
+
+
 def _barron(ops: Any, r: Array, p: Any) -> Array:
     if _is_number(p.alpha) and p.alpha == 2.0:  # c**2 (r / c)**2 / 2, written as mse / 2
         return 0.5 * (r * r)
     if _is_number(p.alpha) and p.alpha == 1.0:  # bit for bit the pseudo-Huber row
         return _pseudo_huber(ops, r, _Delta(p.scale))
+    if (named := _named(p)) is not None:
+        return named(ops, r, p.scale)[0]
     pt, c2 = _parts(ops, r, p.alpha, p.scale), p.scale * p.scale
     if isinstance(pt.low, bool):
         return c2 * _form_a(ops, pt, True) if pt.low else _form_b(ops, pt, False, c2)
@@ -559,6 +599,8 @@ def _barron(ops: Any, r: Array, p: Any) -> Array:
 def _barron_grad(ops: Any, r: Array, p: Any) -> Array:
     if _is_number(p.alpha) and p.alpha == 1.0:
         return _pseudo_huber_grad(ops, r, _Delta(p.scale))
+    if (named := _named(p)) is not None:
+        return named(ops, r, p.scale)[1]
     pt = _parts(ops, r, p.alpha, p.scale)
     half = _exp(ops, 0.5 * pt.t, pt.dtype, pt.s)  # r e**t as (r e**(t/2)) e**(t/2): e**t may be subnormal
     return (r * half) * half
@@ -567,6 +609,8 @@ def _barron_grad(ops: Any, r: Array, p: Any) -> Array:
 def _barron_hess(ops: Any, r: Array, p: Any) -> Array:
     if _is_number(p.alpha) and p.alpha == 1.0:
         return _pseudo_huber_hess(ops, r, _Delta(p.scale))
+    if (named := _named(p)) is not None:
+        return named(ops, r, p.scale)[2]
     pt = _parts(ops, r, p.alpha, p.scale)
     # e**t (b + (a - 1) q) / (b + q): positive terms for alpha >= 1 (1 at alpha = 2, b = 1
     # there); (1 + k q) / (1 + q / b) below, with k = (a - 1) / b -> -1, 1 / b -> 0 as

@@ -76,6 +76,8 @@ def _barron(a: float, c: float, xp: Any) -> Callable[[Any], Any]:
         return lambda r: c2 * xp.log1p(0.5 * (r / c) ** 2)
     if a == -math.inf:  # Welsch
         return lambda r: c2 * (1.0 - xp.exp(-0.5 * (r / c) ** 2))
+    if a == -2.0:  # Geman-McClure
+        return lambda r: c2 * 2.0 * (r / c) ** 2 / ((r / c) ** 2 + 4.0)
     b = abs(a - 2.0)
     return lambda r: c2 * (b / a) * (((r / c) ** 2 / b + 1.0) ** (a / 2.0) - 1.0)
 

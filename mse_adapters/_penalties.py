@@ -578,9 +578,38 @@ def _welsch(ops: Any, r: Array, c: Any) -> tuple[Array, Array, Array]:
 _NAMED_FORMS = {0.0: _cauchy, -2.0: _geman_mcclure, -math.inf: _welsch}
 
 
+#: A Python-float alpha at least this far from 2 takes :func:`_power_form`; nearer, the
+#: general form (whose parts keep q / b and its logarithm apart).
+POWER_FORM_FROM = 1e-3
+
+
+def _power_form(ops: Any, r: Array, c: Any, a: float) -> tuple[Array, Array, Array]:
+    """A Python-float alpha away from 2 (and not 0, 1, -inf): with b = |a - 2|, L =
+    log1p(q / b), (rho, rho', rho'') = (c**2 (b / a) expm1(a L / 2), r e**t, e**t (b + (a - 1)
+    q) / (b + q)), t = (a / 2 - 1) L: a few operations, accurate to a few ulps times the
+    exponent a L / 2 (the tolerance of the general form too)."""
+    b = abs(a - 2.0)
+    x = r / c
+    q = x * x
+    big_l = ops.log1p(q / b)
+    dtype, sign = _dtype(ops, q), 1.0 if a > 2.0 else -1.0
+    value = (c * c) * (b / a) * ops.expm1((0.5 * a) * big_l)
+    half = _exp(ops, (0.25 * a - 0.5) * big_l, dtype, sign)  # r e**t as (r e**(t/2)) e**(t/2), as the row
+    # the row's ratios: no overflow of (a - 1) q (alpha << 0) nor of q / b (alpha near 2)
+    ratio = (1.0 + ((a - 1.0) / b) * q) / (1.0 + q / b) if a < 1.0 else (b + (a - 1.0) * q) / (b + q)
+    return value, (r * half) * half, _exp(ops, (0.5 * a - 1.0) * big_l, dtype, sign) * ratio
+
+
 def _named(p: Any) -> Any:
-    """The closed form of a named case, or None (an array alpha, or another value)."""
-    return _NAMED_FORMS.get(p.alpha) if _is_number(p.alpha) else None
+    """The closed form of a named case, or the power form for another Python-float alpha away
+    from 2; None for an array alpha (or one near 2: the general form)."""
+    if not _is_number(p.alpha):
+        return None
+    if p.alpha in _NAMED_FORMS:
+        return _NAMED_FORMS[p.alpha]
+    if abs(p.alpha - 2.0) < POWER_FORM_FROM:
+        return None
+    return lambda ops, r, c: _power_form(ops, r, c, float(p.alpha))
 
 
 def _barron(ops: Any, r: Array, p: Any) -> Array:

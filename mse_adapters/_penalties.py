@@ -545,32 +545,41 @@ class _Delta(NamedTuple):
     delta: Any
 
 
-def _cauchy(ops: Any, r: Array, c: Any) -> tuple[Array, Array, Array]:
-    """alpha = 0: (rho, rho', rho'') = (c**2 log1p(q / 2), r / d, (1 - q / 2) / d**2), q =
+#: Which of the short forms' quantities to compute.
+_RHO, _GRAD, _HESS = 0, 1, 2
+
+
+def _cauchy(ops: Any, r: Array, c: Any, k: int) -> Array:
+    """alpha = 0: rho, rho', rho'' (``k``) = c**2 log1p(q / 2), r / d, (1 - q / 2) / d**2, q =
     (r / c)**2, d = 1 + q / 2 (each division on its own: d**2 overflows before the result)."""
     x = r / c
     q = x * x
+    if k == _RHO:
+        return (c * c) * ops.log1p(0.5 * q)
     d = 1.0 + 0.5 * q
-    return (c * c) * ops.log1p(0.5 * q), r / d, ((1.0 - 0.5 * q) / d) / d
+    return r / d if k == _GRAD else ((1.0 - 0.5 * q) / d) / d
 
 
-def _geman_mcclure(ops: Any, r: Array, c: Any) -> tuple[Array, Array, Array]:
-    """alpha = -2: (c**2 2 q / (q + 4), r / d**2, (1 - 3 q / 4) / d**3), d = 1 + q / 4; the
-    value as 2 / (1 + 4 / q) beyond q = 4 (its limit 2 c**2 where q overflows)."""
+def _geman_mcclure(ops: Any, r: Array, c: Any, k: int) -> Array:
+    """alpha = -2: c**2 2 q / (q + 4), r / d**2, (1 - 3 q / 4) / d**3, d = 1 + q / 4; the value
+    as 2 / (1 + 4 / q) beyond q = 4 (its limit 2 c**2 where q overflows)."""
     x = r / c
     q = x * x
+    if k == _RHO:
+        big = q > 4.0
+        return (c * c) * ops.where(big, 2.0 / (1.0 + 4.0 / ops.where(big, q, 1.0)), (2.0 * q) / (q + 4.0))
     d = 1.0 + 0.25 * q
-    big = q > 4.0
-    f = ops.where(big, 2.0 / (1.0 + 4.0 / ops.where(big, q, 1.0)), (2.0 * q) / (q + 4.0))
-    return (c * c) * f, (r / d) / d, (((1.0 - 0.75 * q) / d) / d) / d
+    return (r / d) / d if k == _GRAD else (((1.0 - 0.75 * q) / d) / d) / d
 
 
-def _welsch(ops: Any, r: Array, c: Any) -> tuple[Array, Array, Array]:
-    """alpha = -inf: (-c**2 expm1(-q / 2), r e**(-q / 2), (1 - q) e**(-q / 2))."""
+def _welsch(ops: Any, r: Array, c: Any, k: int) -> Array:
+    """alpha = -inf: -c**2 expm1(-q / 2), r e**(-q / 2), (1 - q) e**(-q / 2)."""
     x = r / c
     q = x * x
+    if k == _RHO:
+        return -(c * c) * ops.expm1(-0.5 * q)
     e = _exp(ops, -0.5 * q, _dtype(ops, q), -1.0)
-    return -(c * c) * ops.expm1(-0.5 * q), r * e, (1.0 - q) * e
+    return r * e if k == _GRAD else (1.0 - q) * e
 
 
 #: The named cases' closed forms (rho, rho', rho'') for a Python-float alpha: a few
@@ -583,33 +592,37 @@ _NAMED_FORMS = {0.0: _cauchy, -2.0: _geman_mcclure, -math.inf: _welsch}
 POWER_FORM_FROM = 1e-3
 
 
-def _power_form(ops: Any, r: Array, c: Any, a: float) -> tuple[Array, Array, Array]:
+def _power_form(ops: Any, r: Array, c: Any, k: int, a: float) -> Array:
     """A Python-float alpha away from 2 (and not 0, 1, -inf): with b = |a - 2|, L =
-    log1p(q / b), (rho, rho', rho'') = (c**2 (b / a) expm1(a L / 2), r e**t, e**t (b + (a - 1)
-    q) / (b + q)), t = (a / 2 - 1) L: a few operations, accurate to a few ulps times the
+    log1p(q / b), rho, rho', rho'' (``k``) = c**2 (b / a) expm1(a L / 2), r e**t, e**t (b +
+    (a - 1) q) / (b + q), t = (a / 2 - 1) L: a few operations, accurate to a few ulps times the
     exponent a L / 2 (the tolerance of the general form too)."""
     b = abs(a - 2.0)
     x = r / c
     q = x * x
     big_l = ops.log1p(q / b)
+    if k == _RHO:
+        return (c * c) * (b / a) * ops.expm1((0.5 * a) * big_l)
     dtype, sign = _dtype(ops, q), 1.0 if a > 2.0 else -1.0
-    value = (c * c) * (b / a) * ops.expm1((0.5 * a) * big_l)
-    half = _exp(ops, (0.25 * a - 0.5) * big_l, dtype, sign)  # r e**t as (r e**(t/2)) e**(t/2), as the row
+    if k == _GRAD:
+        half = _exp(ops, (0.25 * a - 0.5) * big_l, dtype, sign)  # r e**t as (r e**(t/2)) e**(t/2), as the row
+        return (r * half) * half
     # the row's ratios: no overflow of (a - 1) q (alpha << 0) nor of q / b (alpha near 2)
     ratio = (1.0 + ((a - 1.0) / b) * q) / (1.0 + q / b) if a < 1.0 else (b + (a - 1.0) * q) / (b + q)
-    return value, (r * half) * half, _exp(ops, (0.5 * a - 1.0) * big_l, dtype, sign) * ratio
+    return _exp(ops, (0.5 * a - 1.0) * big_l, dtype, sign) * ratio
 
 
-def _named(p: Any) -> Any:
-    """The closed form of a named case, or the power form for another Python-float alpha away
-    from 2; None for an array alpha (or one near 2: the general form)."""
+def _short(ops: Any, r: Array, p: Any, k: int) -> Array | None:
+    """rho, rho' or rho'' (``k``) by a short form: the closed form of a named case, or the power
+    form for another Python-float alpha away from 2; None for an array alpha (or one near 2:
+    the general form)."""
     if not _is_number(p.alpha):
         return None
     if p.alpha in _NAMED_FORMS:
-        return _NAMED_FORMS[p.alpha]
+        return _NAMED_FORMS[p.alpha](ops, r, p.scale, k)
     if abs(p.alpha - 2.0) < POWER_FORM_FROM:
         return None
-    return lambda ops, r, c: _power_form(ops, r, c, float(p.alpha))
+    return _power_form(ops, r, p.scale, k, float(p.alpha))
 
 
 def _barron(ops: Any, r: Array, p: Any) -> Array:
@@ -617,8 +630,8 @@ def _barron(ops: Any, r: Array, p: Any) -> Array:
         return 0.5 * (r * r)
     if _is_number(p.alpha) and p.alpha == 1.0:  # bit for bit the pseudo-Huber row
         return _pseudo_huber(ops, r, _Delta(p.scale))
-    if (named := _named(p)) is not None:
-        return named(ops, r, p.scale)[0]
+    if (short := _short(ops, r, p, _RHO)) is not None:
+        return short
     pt, c2 = _parts(ops, r, p.alpha, p.scale), p.scale * p.scale
     if isinstance(pt.low, bool):
         return c2 * _form_a(ops, pt, True) if pt.low else _form_b(ops, pt, False, c2)
@@ -628,8 +641,8 @@ def _barron(ops: Any, r: Array, p: Any) -> Array:
 def _barron_grad(ops: Any, r: Array, p: Any) -> Array:
     if _is_number(p.alpha) and p.alpha == 1.0:
         return _pseudo_huber_grad(ops, r, _Delta(p.scale))
-    if (named := _named(p)) is not None:
-        return named(ops, r, p.scale)[1]
+    if (short := _short(ops, r, p, _GRAD)) is not None:
+        return short
     pt = _parts(ops, r, p.alpha, p.scale)
     half = _exp(ops, 0.5 * pt.t, pt.dtype, pt.s)  # r e**t as (r e**(t/2)) e**(t/2): e**t may be subnormal
     return (r * half) * half
@@ -638,8 +651,8 @@ def _barron_grad(ops: Any, r: Array, p: Any) -> Array:
 def _barron_hess(ops: Any, r: Array, p: Any) -> Array:
     if _is_number(p.alpha) and p.alpha == 1.0:
         return _pseudo_huber_hess(ops, r, _Delta(p.scale))
-    if (named := _named(p)) is not None:
-        return named(ops, r, p.scale)[2]
+    if (short := _short(ops, r, p, _HESS)) is not None:
+        return short
     pt = _parts(ops, r, p.alpha, p.scale)
     # e**t (b + (a - 1) q) / (b + q): positive terms for alpha >= 1 (1 at alpha = 2, b = 1
     # there); (1 + k q) / (1 + q / b) below, with k = (a - 1) / b -> -1, 1 / b -> 0 as
